@@ -1,0 +1,57 @@
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (cmd)
+        fprintf(stderr, "appliance %s: ", cmd);
+    else
+        fprintf(stderr, "appliance: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "appliance%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fprintf(stderr, "usage: %s\n", usage);
+    fprintf(stderr, "Try 'appliance %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+    return EXIT_USAGE;
+}
+
+int cli_bad_option(const char *cmd, const char *usage, int argc, char **argv)
+{
+    /* getopt_long already knows which element was wrong: optind points past it. */
+    const char *arg = (optind - 1 < argc && optind > 0) ? argv[optind - 1] : "?";
+    if (optopt && optopt != '?' && strchr(arg, '=') == NULL && arg[0] == '-' && arg[1] != '-')
+        return cli_usage_error(cmd, usage, "bad option '-%c' or missing argument", optopt);
+    return cli_usage_error(cmd, usage, "bad option '%s' or missing argument", arg);
+}
+
+int cli_resolve_home(const app_ctx *ctx, const char *flag, char *buf, size_t cap)
+{
+    const char *home = flag ? flag : (ctx ? ctx->home_flag : NULL);
+    int n;
+    if (!home)
+        home = getenv("APPLIANCE_HOME");
+    if (home && *home) {
+        n = snprintf(buf, cap, "%s", home);
+    } else {
+        const char *user_home = getenv("HOME");
+        if (!user_home || !*user_home)
+            return -1;
+        n = snprintf(buf, cap, "%s/.appliance", user_home);
+    }
+    return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}

@@ -1,0 +1,37 @@
+/* Shared pieces of the appliance command line (internal to appliance/). */
+#ifndef APPLIANCE_CLI_H
+#define APPLIANCE_CLI_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/* Exit codes: 0 success, 1 the operation failed, 2 the command line was wrong. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* What main() learned before the subcommand: passed to every command. */
+typedef struct app_ctx {
+    const char *home_flag; /* --home given before the command, or NULL */
+} app_ctx;
+
+typedef struct command {
+    const char *name;
+    const char *summary;
+    int (*run)(const app_ctx *ctx, int argc, char **argv);
+} command;
+
+/* The command table, in the order `appliance --help` lists it. */
+const command *commands_table(size_t *count);
+
+/* Prints "appliance CMD: message" on one line to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the one-line error, then "usage: ..." and a hint; returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Reports the getopt_long result for an unknown option or missing argument. */
+int cli_bad_option(const char *cmd, const char *usage, int argc, char **argv);
+
+/* Resolves the appliance home: flag, else $APPLIANCE_HOME, else ~/.appliance.
+ * Writes into buf; returns 0, or -1 when no home can be determined. */
+int cli_resolve_home(const app_ctx *ctx, const char *flag, char *buf, size_t cap);
+
+#endif
