@@ -29,7 +29,7 @@ enum gguf_value_type {
     GGUF_TYPE_FLOAT64 = 12,
 };
 
-#define GGUF_MAX_DIMS 4
+#define GGUF_MAX_DIMS          4
 #define GGUF_DEFAULT_ALIGNMENT 32
 
 /* A string inside the mapped file: not NUL-terminated. */

@@ -37,10 +37,10 @@ enum tensor_type {
 };
 
 typedef struct {
-    const char *name;   /* "q4_0", ... */
-    uint32_t block;     /* elements per block */
-    uint32_t bytes;     /* bytes per block */
-    int supported;      /* weights of this type can be computed with */
+    const char *name; /* "q4_0", ... */
+    uint32_t block;   /* elements per block */
+    uint32_t bytes;   /* bytes per block */
+    int supported;    /* weights of this type can be computed with */
 } tensor_type_info;
 
 /* NULL for ids that are not known at all. */
@@ -75,9 +75,8 @@ typedef struct kernels {
      * and b in [0, nb). w rows are w_stride bytes apart, activation rows
      * a_stride bytes apart. Each output element has one fixed reduction order,
      * independent of r0, r1, nb and of the kernel path. */
-    void (*mul_mat)(uint32_t weight_type, int64_t n, const void *w, size_t w_stride,
-                    const void *a, size_t a_stride, int64_t nb, float *y, size_t y_stride,
-                    int64_t r0, int64_t r1);
+    void (*mul_mat)(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, const void *a,
+                    size_t a_stride, int64_t nb, float *y, size_t y_stride, int64_t r0, int64_t r1);
 } kernels;
 
 /* Best kernel set for this CPU, or the one named (NULL when the name is
