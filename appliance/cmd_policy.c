@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define POLICY_USAGE "appliance policy check FILE | digest | show [--home DIR]"
+#define POLICY_USAGE "appliance policy check FILE | digest | show | show-sandbox [--home DIR]"
 
 static void policy_help(void)
 {
@@ -17,7 +17,9 @@ static void policy_help(void)
            "               types are errors naming the JSON path) and summarise it\n"
            "  digest       print the digest of the home's policy: the SHA-256 of the\n"
            "               file's bytes, as recorded in audit entries and attestations\n"
-           "  show         print the home's policy with every default filled in\n",
+           "  show         print the home's policy with every default filled in\n"
+           "  show-sandbox print the seccomp filters of the worker and the monitor,\n"
+           "               rule by rule, as they are loaded\n",
            POLICY_USAGE);
 }
 
@@ -35,6 +37,24 @@ static void print_summary(const policy *p, const char *digest)
            (long long)p->checkpoint_interval);
     printf("sandbox            %s\n", p->sandbox_required ? "required" : "optional");
     printf("users              %zu\n", p->n_users);
+}
+
+static void print_filter(sandbox_filter f, const char *title)
+{
+    printf("%s (default: %s)\n", title, sandbox_filter_default(f));
+    for (size_t i = 0; i < sandbox_filter_size(f); i++) {
+        sandbox_rule r = sandbox_filter_rule(f, i);
+        printf("  %-16s %-42s %s\n", r.syscall, r.action, r.why);
+    }
+}
+
+static void show_sandbox(void)
+{
+    print_filter(SANDBOX_WORKER, "engine worker seccomp filter");
+    printf("  before the filter: RLIMIT_CORE=0, not dumpable, every descriptor but the IPC\n"
+           "  socket and stderr closed, an empty network namespace, Landlock with no\n"
+           "  file-system rights, no_new_privs; the filter is synchronised to all threads.\n\n");
+    print_filter(SANDBOX_MONITOR, "monitor seccomp filter");
 }
 
 static int load_or_report(const char *path, policy *p, char digest[POLICY_DIGEST_HEX])
@@ -97,6 +117,13 @@ int cmd_policy(const app_ctx *ctx, int argc, char **argv)
         if (argc - optind != 1)
             return cli_usage_error("policy", POLICY_USAGE, "check takes one FILE");
         return run_action(action, argv[optind]);
+    }
+    if (strcmp(action, "show-sandbox") == 0) {
+        if (optind < argc)
+            return cli_usage_error("policy", POLICY_USAGE, "unexpected argument '%s'",
+                                   argv[optind]);
+        show_sandbox();
+        return EXIT_OK;
     }
     if (strcmp(action, "digest") != 0 && strcmp(action, "show") != 0)
         return cli_usage_error("policy", POLICY_USAGE, "unknown action '%s'", action);

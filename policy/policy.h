@@ -85,3 +85,61 @@ const char *model_load_mode_name(model_load_mode m);
 const char *user_role_name(user_role r);
 
 #endif
+
+/* ---- Sandbox ------------------------------------------------------------
+ * The engine worker parses hostile bytes, so it is locked down in two steps
+ * (DESIGN.md, worker start-up order):
+ *   1. sandbox_worker_isolate(), before any thread exists: no core dumps, not
+ *      dumpable, every descriptor but the kept ones closed, an empty network
+ *      namespace (inside a new user namespace when unprivileged), Landlock
+ *      with no file-system rights. Namespaces and Landlock bind the calling
+ *      thread only, so they must come before the thread pool.
+ *   2. sandbox_worker_lockdown(), after the pool exists: no_new_privs and the
+ *      seccomp allow-list (default: kill the process), synchronised to every
+ *      thread (TSYNC).
+ * The monitor runs under a looser filter: no connect, no socket but AF_UNIX,
+ * no exec, no io_uring (which could connect without a system call). */
+
+#include <sys/types.h>
+
+typedef struct sandbox_facts {
+    int seccomp_mode;      /* /proc status "Seccomp:": 0 off, 1 strict, 2 filter */
+    int no_new_privs;      /* /proc status "NoNewPrivs:" */
+    int net_namespace;     /* 1 when the worker has its own empty network namespace */
+    int user_namespace;    /* 1 when a user namespace was needed and made */
+    int landlock_abi;      /* kernel's Landlock ABI version, 0 when unavailable */
+    int landlock_enforced; /* 1 when the no-rights ruleset is in force */
+    char notes[256];       /* what the kernel refused, in words */
+} sandbox_facts;
+
+/* Step 1 (see above). keep lists descriptors that stay open (the IPC
+ * socket, stderr). Fails only on steps that cannot legitimately be missing
+ * (rlimit, dumpable, closing descriptors); namespaces and Landlock that the
+ * kernel refuses are recorded in facts->notes instead. */
+int sandbox_worker_isolate(const int *keep, size_t n_keep, sandbox_facts *facts, char *err,
+                           size_t errlen);
+
+/* Step 2 (see above): ipc_fd is the only descriptor the worker may read,
+ * and it may write only to ipc_fd and stderr. */
+int sandbox_worker_lockdown(int ipc_fd, sandbox_facts *facts, char *err, size_t errlen);
+
+/* The monitor's filter, installed once start-up is done (and any listening
+ * socket is bound). */
+int sandbox_monitor_lockdown(char *err, size_t errlen);
+
+/* Reads Seccomp and NoNewPrivs of a process (0 = this one) from /proc. */
+int sandbox_read_status(pid_t pid, sandbox_facts *facts);
+
+/* One line of a filter, for `appliance policy show-sandbox`. */
+typedef struct sandbox_rule {
+    const char *syscall;
+    const char *action; /* "allow", "allow if ...", "deny (EPERM)", ... */
+    const char *why;
+} sandbox_rule;
+
+typedef enum { SANDBOX_WORKER, SANDBOX_MONITOR } sandbox_filter;
+
+/* The filter's rules, in table order, and its default action. */
+size_t sandbox_filter_size(sandbox_filter f);
+sandbox_rule sandbox_filter_rule(sandbox_filter f, size_t i);
+const char *sandbox_filter_default(sandbox_filter f);
