@@ -22,38 +22,55 @@ static uint64_t get_le(const uint8_t *p, int n)
     return v;
 }
 
-/* One datagram: header + chunk, with an optional descriptor attached. */
-static int send_frame(int sock, uint8_t type, uint16_t flags, const uint8_t *chunk, size_t n,
-                      int fd, char *err, size_t errlen)
+/* One datagram with a descriptor attached: sendmsg (the monitor only). */
+static int send_frame_with_fd(int sock, const uint8_t *frame, size_t n, int fd)
 {
-    uint8_t hdr[IPC_HEADER] = {IPC_VERSION, type};
-    put_le(hdr + 2, flags, 2);
-    put_le(hdr + 4, n, 4);
-    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)chunk, n}};
+    struct iovec iov = {(void *)frame, n};
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int))];
     } ctl;
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n ? 2 : 1};
-    if (fd >= 0) {
-        memset(&ctl, 0, sizeof ctl);
-        msg.msg_control = ctl.buf;
-        msg.msg_controllen = sizeof ctl.buf;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    memset(&ctl, 0, sizeof ctl);
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
     ssize_t sent;
     do
         sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
     while (sent < 0 && errno == EINTR);
-    if (sent != (ssize_t)(sizeof hdr + n)) {
-        snprintf(err, errlen, "ipc: send failed: %s", sent < 0 ? strerror(errno) : "short send");
-        return -1;
+    return sent == (ssize_t)n ? 0 : -1;
+}
+
+/* One datagram: header + chunk in one buffer. Without a descriptor it goes
+ * out with write(), the only send call the worker's filter allows; processes
+ * using this ignore SIGPIPE so a vanished peer is an error, not a death. */
+static int send_frame(int sock, uint8_t *frame, uint8_t type, uint16_t flags,
+                      const uint8_t *chunk, size_t n, int fd, char *err, size_t errlen)
+{
+    frame[0] = IPC_VERSION;
+    frame[1] = type;
+    put_le(frame + 2, flags, 2);
+    put_le(frame + 4, n, 4);
+    if (n)
+        memcpy(frame + IPC_HEADER, chunk, n);
+    int ok;
+    if (fd >= 0) {
+        ok = send_frame_with_fd(sock, frame, IPC_HEADER + n, fd) == 0;
+    } else {
+        ssize_t sent;
+        do
+            sent = write(sock, frame, IPC_HEADER + n);
+        while (sent < 0 && errno == EINTR);
+        ok = sent == (ssize_t)(IPC_HEADER + n);
     }
-    return 0;
+    if (!ok)
+        snprintf(err, errlen, "ipc: send failed: %s", strerror(errno));
+    return ok ? 0 : -1;
 }
 
 int ipc_send(int sock, uint8_t type, const void *payload, size_t len, int fd_to_pass, char *err,
@@ -61,14 +78,21 @@ int ipc_send(int sock, uint8_t type, const void *payload, size_t len, int fd_to_
 {
     const uint8_t *p = payload;
     size_t off = 0;
+    uint8_t *frame = malloc(IPC_HEADER + IPC_FRAME_PAYLOAD);
+    int rc = 0;
+    if (!frame) {
+        snprintf(err, errlen, "ipc: out of memory");
+        return -1;
+    }
     do {
         size_t n = len - off > IPC_FRAME_PAYLOAD ? IPC_FRAME_PAYLOAD : len - off;
         uint16_t flags = off + n < len ? IPC_MORE : 0;
-        if (send_frame(sock, type, flags, p + off, n, off == 0 ? fd_to_pass : -1, err, errlen))
-            return -1;
+        rc = send_frame(sock, frame, type, flags, p + off, n, off == 0 ? fd_to_pass : -1, err,
+                        errlen);
         off += n;
-    } while (off < len);
-    return 0;
+    } while (rc == 0 && off < len);
+    free(frame);
+    return rc;
 }
 
 static int wait_readable(int sock, int timeout_ms)

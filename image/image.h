@@ -58,3 +58,21 @@ int keys_load_x25519_secret(const char *pem_path, uint8_t sk[32], char *err, siz
 int keys_load_x25519_public(const char *pem_path, uint8_t pk[32], char *err, size_t errlen);
 
 #endif
+
+/* ---- Sealed model copies ---------------------------------------------------
+ * The bytes that were checked must be the bytes that are used. The monitor
+ * copies a model file into an anonymous memfd while hashing it (one pass),
+ * then seals the memfd (F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK|F_SEAL_SEAL)
+ * so nobody, not even the monitor, can change it afterwards; the worker maps
+ * that descriptor. */
+
+/* Progress of a long copy: called every few MiB with bytes done and total. */
+typedef void (*image_progress_fn)(void *user, uint64_t done, uint64_t total);
+
+/* Copies the regular file at path into a sealed memfd; writes the file's
+ * SHA-256 (32 bytes) and returns the memfd, or -1 with err. */
+int image_sealed_copy(const char *path, uint8_t sha256[32], image_progress_fn progress, void *user,
+                      char *err, size_t errlen);
+
+/* 1 when fd is a memfd carrying all four seals, else 0. */
+int image_is_sealed(int fd);
