@@ -76,3 +76,14 @@ int image_sealed_copy(const char *path, uint8_t sha256[32], image_progress_fn pr
 
 /* 1 when fd is a memfd carrying all four seals, else 0. */
 int image_is_sealed(int fd);
+
+/* ---- Memory for secrets ----------------------------------------------------
+ * Secret keys in the monitor live in pages that are locked (never swapped),
+ * left out of core dumps, and wiped to zero in every forked child
+ * (MADV_WIPEONFORK): the sandboxed worker is forked from the monitor, and it
+ * must not inherit a copy of the device key. */
+
+/* n bytes of such memory (zeroed), or NULL with err. */
+void *secret_alloc(size_t n, char *err, size_t errlen);
+/* Wipes with sodium_memzero and releases; NULL is accepted. */
+void secret_free(void *p, size_t n);
