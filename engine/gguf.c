@@ -372,6 +372,11 @@ static int parse_kv(parser *ps, uint64_t i, gguf_kv *kv)
                 i);
         return -1;
     }
+    /* Keys are looked up as C strings: an embedded NUL would hide a suffix. */
+    if (memchr(kv->key.ptr, 0, (size_t)kv->key.len)) {
+        set_err(c->err, c->errlen, "metadata entry %" PRIu64 " has a key containing a NUL byte", i);
+        return -1;
+    }
     printable(kv->key, kb, sizeof kb);
     snprintf(c->what, sizeof c->what, "the value of key %s", kb);
     uint32_t type;
@@ -552,8 +557,10 @@ static int parse_tensor_info(parser *ps, uint64_t i, gguf_tensor *t)
     snprintf(c->what, sizeof c->what, "the name of tensor %" PRIu64, i);
     if (read_str(c, &t->name) != 0)
         return -1;
-    if (t->name.len == 0 || !utf8_valid((const uint8_t *)t->name.ptr, t->name.len)) {
-        set_err(c->err, c->errlen, "tensor %" PRIu64 " has an empty or non-UTF-8 name", i);
+    if (t->name.len == 0 || !utf8_valid((const uint8_t *)t->name.ptr, t->name.len) ||
+        memchr(t->name.ptr, 0, (size_t)t->name.len)) {
+        set_err(c->err, c->errlen,
+                "tensor %" PRIu64 " has an empty, non-UTF-8 or NUL-containing name", i);
         return -1;
     }
     printable(t->name, nb, sizeof nb);

@@ -612,6 +612,13 @@ static void test_bad_values(void **state)
     b_header(&b, 3, 0, 1);
     b_kv_u32(&b, "", 1);
     expect_reject(&b, "metadata entry 0 has an empty key");
+    b.len = 0;
+    b_header(&b, 3, 0, 1);
+    b_str(&b, "general.name");
+    b.p[b.len - 5] = 0; /* "general\0name" */
+    b_le(&b, GGUF_TYPE_UINT32, 4);
+    b_le(&b, 1, 4);
+    expect_reject(&b, "metadata entry 0 has a key containing a NUL byte");
     free(b.p);
 }
 
@@ -697,7 +704,7 @@ static void test_bad_tensor_infos(void **state)
     b_header(&b, 3, 1, 0);
     b_tensor(&b, "\xed\xa0\x80", 1, five, TT_F32, 0); /* a UTF-16 surrogate */
     b_zeros(&b, 64);
-    expect_reject(&b, "tensor 0 has an empty or non-UTF-8 name");
+    expect_reject(&b, "tensor 0 has an empty, non-UTF-8 or NUL-containing name");
     free(b.p);
 }
 
