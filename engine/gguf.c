@@ -378,8 +378,10 @@ static int index_string_arrays(gguf_file *f, uint64_t n_strs, char *err, size_t 
     return 0;
 }
 
-/* qsort_r-free sorting: indices sorted by the strings they name. Insertion
- * into a merge sort keeps it O(n log n) without global state. */
+/* Sorts idx[0..n) by the strings they name (keys[i] is stride bytes apart),
+ * stably, in O(n log n), using tmp (n entries) as scratch. A merge sort
+ * rather than qsort, whose comparator could only reach the strings through
+ * global state. */
 static void sort_indices(size_t *idx, size_t n, const gguf_str *keys, size_t stride, size_t *tmp)
 {
     if (n < 2)
