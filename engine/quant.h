@@ -57,13 +57,17 @@ float bf16_to_fp32(uint16_t h);
 uint16_t fp32_to_bf16(float f);
 
 /* Reference (de)quantization of one row of n elements (n a multiple of the
- * block size). quantize_row supports at least F32, F16, BF16, Q8_0, Q4_0,
- * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (used by the model synthesizer). */
-void dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+ * block size). Both support F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q4_K, Q5_K, Q6_K and the activation formats Q8_1, Q8_K; both return 0, or
+ * -1 (writing nothing) for other types or a bad n. dequantize_row gives
+ * exactly llama.cpp's values. quantize_row is a simple fit (not llama.cpp's
+ * search), rounding half to even where it rounds to nearest. */
+int dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 int quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
 /* The activation format paired with a weight type (F32 for float weights,
- * an 8-bit block format for quantized ones) and its row size for n. */
+ * Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for k-quants) and its
+ * row size for n (0 when n is not a whole number of its blocks). */
 uint32_t activation_type(uint32_t weight_type);
 size_t activation_row_bytes(uint32_t weight_type, int64_t n);
 
