@@ -12,7 +12,9 @@
 
 #include <cmocka.h>
 
+#include "engine/gguf.h"
 #include "engine/quant.h"
+#include "testutil.h"
 
 static uint32_t bits(float f)
 {
@@ -365,6 +367,101 @@ static void test_quantize_error_bounds(void **state)
     free(x);
 }
 
+/* One shared model file, read and parsed (NULL with a printed reason when
+ * ../shared or the file is absent). */
+typedef struct {
+    unsigned char *bytes;
+    gguf_file *gguf;
+} model_file;
+
+static int model_open(model_file *m, const char *name)
+{
+    char path[4096], rel[256], err[256];
+    size_t len = 0;
+    snprintf(rel, sizeof rel, "models/%s", name);
+    m->bytes = NULL;
+    m->gguf = NULL;
+    if (!test_shared_path(path, sizeof path, rel)) {
+        printf("skipped: ../shared/%s is absent\n", rel);
+        return -1;
+    }
+    m->bytes = test_read_file(path, &len);
+    assert_non_null(m->bytes);
+    m->gguf = gguf_open(m->bytes, len, err, sizeof err);
+    if (!m->gguf)
+        fail_msg("%s: %s", name, err);
+    return 0;
+}
+
+static void model_close(model_file *m)
+{
+    gguf_close(m->gguf);
+    free(m->bytes);
+}
+
+/* Every tensor of ../shared/models/kq-TYPE.gguf, quantized from kq-f32.gguf
+ * by llama.cpp, dequantizes close to the F32 original: a wrong block layout
+ * or formula would give errors of the order of the values themselves.
+ * Bounds are about 1.5x what llama.cpp's quantizers reach on this model. */
+static void test_shared_models_dequantize_close_to_f32(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        double bound;
+    } files[] = {
+        {"kq-f16.gguf", 1e-3},  {"kq-bf16.gguf", 6e-3},   {"kq-q8_0.gguf", 0.01},
+        {"kq-q6_k.gguf", 0.03}, {"kq-q5_0.gguf", 0.06},   {"kq-q5_1.gguf", 0.05},
+        {"kq-q5_k.gguf", 0.05}, {"kq-q4_0.gguf", 0.12},   {"kq-q4_1.gguf", 0.10},
+        {"kq-q4_k.gguf", 0.10}, {"kq-q4_k_m.gguf", 0.10},
+    };
+    model_file ref;
+    if (model_open(&ref, "kq-f32.gguf") != 0)
+        skip();
+    for (size_t fi = 0; fi < sizeof files / sizeof files[0]; fi++) {
+        model_file q;
+        if (model_open(&q, files[fi].file) != 0)
+            continue;
+        double worst = 0.0;
+        size_t compared = 0;
+        for (size_t i = 0; i < gguf_tensor_count(q.gguf); i++) {
+            const gguf_tensor *t = gguf_tensor_at(q.gguf, i);
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+            const gguf_tensor *r = gguf_find_tensor(ref.gguf, name);
+            assert_non_null(r);
+            assert_int_equal(r->type, TT_F32);
+            if (t->type == TT_F32)
+                continue; /* norms stay F32 */
+            uint64_t count = 1;
+            for (uint32_t d = 0; d < t->n_dims; d++)
+                count *= t->ne[d];
+            float *deq = malloc(count * sizeof(float));
+            assert_non_null(deq);
+            assert_int_equal(dequantize_row(t->type, t->data, deq, (int64_t)count), 0);
+            const float *orig = r->data;
+            double err = 0.0, sig = 0.0;
+            for (uint64_t j = 0; j < count; j++) {
+                err += (deq[j] - orig[j]) * (double)(deq[j] - orig[j]);
+                sig += (double)orig[j] * orig[j];
+            }
+            free(deq);
+            const double rel = sqrt(err / sig);
+            if (rel > worst)
+                worst = rel;
+            if (!(rel < files[fi].bound))
+                fail_msg("%s tensor %s (%s): relative rms error %.4g over %.4g", files[fi].file,
+                         name, tensor_type_get(t->type)->name, rel, files[fi].bound);
+            compared++;
+        }
+        printf("%-15s %zu tensors, worst relative rms error %.5f\n", files[fi].file, compared,
+               worst);
+        assert_true(compared > 0);
+        model_close(&q);
+    }
+    model_close(&ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_types_and_row_bytes),
         cmocka_unit_test(test_dequantize_known_blocks),
         cmocka_unit_test(test_quantize_error_bounds),
+        cmocka_unit_test(test_shared_models_dequantize_close_to_f32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
