@@ -4,6 +4,7 @@
 
 static const command table[] = {
     {"version", "print version and build id", cmd_version},
+    {"image", "sign, verify and inspect model signatures (OMS)", cmd_image},
 };
 
 const command *commands_table(size_t *count)
