@@ -433,6 +433,15 @@ static const char **signed_paths(const oms_manifest *m, size_t *n_out)
     return v;
 }
 
+/* The one path all resources share, or NULL when they name several. */
+static const char *single_path(const oms_manifest *m)
+{
+    for (size_t i = 1; i < m->n_resources; i++)
+        if (strcmp(m->resources[i].path, m->resources[0].path) != 0)
+            return NULL;
+    return m->n_resources ? m->resources[0].path : NULL;
+}
+
 int oms_manifest_check_at(const oms_manifest *m, int model_fd, const char *file_name,
                           const char *bundle_rel, const oms_check_opts *opts,
                           uint64_t *bytes_hashed, char *err, size_t errlen)
@@ -452,9 +461,10 @@ int oms_manifest_check_at(const oms_manifest *m, int model_fd, const char *file_
     if (fstat(model_fd, &st) != 0)
         return oms_err(err, errlen, "cannot stat the model");
     if (S_ISREG(st.st_mode)) {
-        /* Historical single-file bundles name the file "." instead of its basename. */
-        bool dot = m->n_resources > 0 && strcmp(m->resources[0].path, ".") == 0;
-        req.file_name = dot ? "." : file_name;
+        /* A single-file model is its content: when every resource names one
+         * and the same file (historical bundles call it "."), that is this
+         * file whatever it is called now, so a renamed copy still verifies. */
+        req.file_name = single_path(m) ? single_path(m) : file_name;
         if (!req.file_name)
             return oms_err(err, errlen, "the model file needs a name");
     }
