@@ -144,6 +144,13 @@ int oms_manifest_check_at(const oms_manifest *m, int model_fd, const char *file_
                           const char *bundle_rel, const oms_check_opts *opts,
                           uint64_t *bytes_hashed, char *err, size_t errlen);
 
+/* For a loader that hashes a single-file model itself (say while copying
+ * it into a sealed memfd): when the manifest signs exactly one whole file
+ * (any name), copies its digest and hash type ("sha256"/"blake2b") out and
+ * returns 0; otherwise -1 with the reason (several files, shards). */
+int oms_manifest_single_file(const oms_manifest *m, unsigned char digest[OMS_DIGEST_MAX],
+                             size_t *digest_len, const char **hash_type, char *err, size_t errlen);
+
 /* Convenience: parse the bundle at bundle_path, verify it, check the model
  * at model_path. out may be NULL. */
 int oms_verify_model(const char *model_path, const char *bundle_path, oms_method method,

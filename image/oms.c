@@ -442,6 +442,20 @@ static const char *single_path(const oms_manifest *m)
     return m->n_resources ? m->resources[0].path : NULL;
 }
 
+int oms_manifest_single_file(const oms_manifest *m, unsigned char digest[OMS_DIGEST_MAX],
+                             size_t *digest_len, const char **hash_type, char *err, size_t errlen)
+{
+    if (m->shards)
+        return oms_err(err, errlen, "the bundle signs the model in shards, not as one file");
+    if (m->n_resources != 1)
+        return oms_err(err, errlen, "the bundle signs %zu files, not a single-file model",
+                       m->n_resources);
+    memcpy(digest, m->resources[0].digest, m->resources[0].digest_len);
+    *digest_len = m->resources[0].digest_len;
+    *hash_type = m->hash_type;
+    return 0;
+}
+
 int oms_manifest_check_at(const oms_manifest *m, int model_fd, const char *file_name,
                           const char *bundle_rel, const oms_check_opts *opts,
                           uint64_t *bytes_hashed, char *err, size_t errlen)

@@ -351,6 +351,42 @@ static void test_check_on_open_descriptor(void **state)
     oms_bundle_free(&b);
 }
 
+/* A loader hashing a single file itself compares with this digest. */
+static void test_single_file_digest(void **state)
+{
+    fixture *fx = *state;
+    char model[4400], out[4400], err[512];
+    unsigned char digest[OMS_DIGEST_MAX], want[32];
+    size_t dlen = 0, len = 0;
+    const char *ht = NULL;
+    unsigned char *json;
+    oms_bundle b;
+    snprintf(model, sizeof model, "%s/a.bin", fx->model);
+    snprintf(out, sizeof out, "%s/one.sig", fx->dir);
+    oms_sign_opts o = {.method = OMS_METHOD_KEY,
+                       .model_path = model,
+                       .private_key_pem = fx->key,
+                       .output_bundle = out};
+    assert_int_equal(oms_sign_model(&o, NULL, NULL, err, sizeof err), 0);
+    json = test_read_file(out, &len);
+    assert_int_equal(oms_bundle_parse(json, len, &b, err, sizeof err), 0);
+    free(json);
+    assert_int_equal(oms_manifest_single_file(&b.manifest, digest, &dlen, &ht, err, sizeof err), 0);
+    assert_string_equal(ht, "sha256");
+    assert_int_equal(dlen, 32);
+    assert_int_equal(EVP_Digest("alpha", 5, want, NULL, EVP_sha256(), NULL), 1);
+    assert_memory_equal(digest, want, 32);
+    assert_string_equal(b.manifest.resources[0].name, "a.bin"); /* basename, per OMS 6.1.2 */
+    oms_bundle_free(&b);
+    json = test_read_file(sign_to(fx, "two.sig", fx->key, 0), &len);
+    assert_int_equal(oms_bundle_parse(json, len, &b, err, sizeof err), 0);
+    free(json);
+    assert_int_not_equal(oms_manifest_single_file(&b.manifest, digest, &dlen, &ht, err, sizeof err),
+                         0);
+    assert_non_null(strstr(err, "signs 2 files"));
+    oms_bundle_free(&b);
+}
+
 static void count_progress(void *arg, uint64_t done, uint64_t total)
 {
     uint64_t *last = arg;
@@ -415,6 +451,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_key_names_both_fingerprints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_on_open_descriptor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shards_and_progress, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_single_file_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_payload_odd_statement, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
