@@ -240,7 +240,8 @@ static int verify_model(int argc, char **argv)
             printf("usage: %s\n\nVerifies an OMS v1.0 bundle offline: the signature with the\n"
                    "given public key, or the bundle's certificate chain against the given\n"
                    "CA certificates (validity enforced), then every file's digest. Exits 0\n"
-                   "only when all of it holds; otherwise prints the first problem.\n",
+                   "only when all of it holds; otherwise prints the first problem.\n"
+                   "Relative --ignore-paths are relative to the model root.\n",
                    VERIFY_USAGE);
             rc = EXIT_OK;
             goto out;

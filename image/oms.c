@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,7 +61,7 @@ static int verify_key_method(const oms_bundle *b, const oms_trust *t, char *sign
         oms_err(err, errlen, "cannot compute the fingerprint of %s", t->public_key_pem);
         goto out;
     }
-    if (b->key_hint && strcmp(b->key_hint, hint) != 0) {
+    if (b->key_hint && strcasecmp(b->key_hint, hint) != 0) {
         oms_err(err, errlen,
                 "wrong key: the bundle was signed by key sha256:%s, the given public key is "
                 "sha256:%s",

@@ -28,16 +28,21 @@ unsigned char *oms_b64_decode(const char *text, size_t *len)
     const char *end = NULL;
     if (!bin)
         return NULL;
-    /* Strict: the whole string must be base64 (no trailing junk). */
-    if (sodium_base642bin(bin, cap, text, tlen, NULL, &n, &end, sodium_base64_VARIANT_ORIGINAL) !=
-            0 ||
-        end != text + tlen) {
-        free(bin);
-        return NULL;
+    /* DSSE and protobuf JSON allow standard or URL-safe base64, padded or
+     * not; the whole string must decode (no trailing junk). */
+    static const int variants[] = {
+        sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
+        sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING};
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        if (sodium_base642bin(bin, cap, text, tlen, NULL, &n, &end, variants[v]) == 0 &&
+            end == text + tlen) {
+            bin[n] = 0;
+            *len = n;
+            return bin;
+        }
     }
-    bin[n] = 0;
-    *len = n;
-    return bin;
+    free(bin);
+    return NULL;
 }
 
 char *oms_b64_encode(const unsigned char *bin, size_t len)

@@ -126,6 +126,24 @@ static void test_utf8(void **state)
     assert_false(oms_utf8_valid("\xe6\xa8"));     /* truncated */
 }
 
+static void test_base64_variants(void **state)
+{
+    /* 0xfb 0xff 0xbf: '+', '/' in standard, '-', '_' in URL-safe. */
+    static const char *const ok[] = {"+/+/", "-_-_", "+/+/+w==", "+/+/+w", "-_-_-w"};
+    static const char *const bad[] = {"+/+", "+/+/=", "+/ +/", "+/+/!", "+/+/+w==="};
+    size_t n;
+    (void)state;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        unsigned char *b = oms_b64_decode(ok[i], &n);
+        assert_non_null(b);
+        assert_int_equal(b[0], 0xfb);
+        assert_int_equal(b[2], 0xbf);
+        free(b);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_null(oms_b64_decode(bad[i], &n));
+}
+
 static void test_shard_names(void **state)
 {
     oms_resource r = {0};
@@ -446,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_canonical_paths),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_shard_names),
+        cmocka_unit_test(test_base64_variants),
         cmocka_unit_test_setup_teardown(test_parse_rejects_malformed_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyid_variants_and_rawbytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key_names_both_fingerprints, setup, teardown),
