@@ -557,20 +557,27 @@ fail:
     return NULL;
 }
 
-/* Absolute, symlink-resolved form of path; the last component need not
- * exist. malloc'd or NULL. */
+/* Absolute form of path with its directory resolved (symlinks included)
+ * but its last component kept as named, so a symbolic link inside the
+ * model stays the link. The last component need not exist. malloc'd or
+ * NULL. */
 static char *resolve_path(const char *path)
 {
-    char *full = realpath(path, NULL), *dup1, *dup2, *dir, *out = NULL;
-    if (full)
-        return full;
-    dup1 = strdup(path);
-    dup2 = strdup(path);
-    if (dup1 && dup2 && (dir = realpath(dirname(dup1), NULL))) {
-        if (asprintf(&out, "%s/%s", dir, basename(dup2)) < 0)
-            out = NULL;
-        free(dir);
+    char *dup1 = strdup(path), *dup2 = strdup(path), *dir = NULL, *out = NULL;
+    const char *base;
+    if (!dup1 || !dup2)
+        goto out;
+    base = basename(dup2);
+    if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(base, "/") == 0) {
+        out = realpath(path, NULL);
+        goto out;
     }
+    if (!(dir = realpath(dirname(dup1), NULL)))
+        goto out;
+    if (asprintf(&out, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", base) < 0)
+        out = NULL;
+out:
+    free(dir);
     free(dup1);
     free(dup2);
     return out;

@@ -295,6 +295,42 @@ refuse "single-file bundle for another file" "does not match the bundle" app ver
     --method key --model-path "$M/nested/a/weights.bin" --bundle "$B/single.gguf.P-256.sig" \
     --public-key "$K/P-256.pub"
 
+# Symbolic links: refused when signing, followed only when the signed
+# serialization says allow_symlinks (a bundle of another signer).
+mkdir -p "$T/ln"
+printf 'target' >"$T/ln/a.bin"
+ln -s a.bin "$T/ln/link.bin"
+refuse "sign refuses a symlink" "symbolic link 'link.bin'" app sign-model --method key \
+    --model-path "$T/ln" --output-bundle "$B/ln.sig" --private-key "$K/P-256.key"
+ok "sign with the symlink ignored" app sign-model --method key --model-path "$T/ln" \
+    --output-bundle "$B/ln.sig" --private-key "$K/P-256.key" --ignore-paths "$T/ln/link.bin"
+resign "$B/ln.sig" "$B/ln-follow.sig" "$K/P-256.key" "
+import hashlib
+r = dict(s['predicate']['resources'][0]); r['name'] = 'link.bin'
+s['predicate']['resources'].append(r)
+s['predicate']['serialization']['allow_symlinks'] = True
+s['predicate']['serialization']['ignore_paths'] = []
+s['subject'][0]['digest']['sha256'] = hashlib.sha256(b''.join(bytes.fromhex(x['digest']) for x in s['predicate']['resources'])).hexdigest()"
+ok "allow_symlinks bundle follows the link" app verify-model --method key --model-path "$T/ln" \
+    --bundle "$B/ln-follow.sig" --public-key "$K/P-256.pub"
+printf 'other' >"$T/ln/b.bin"
+ln -sf b.bin "$T/ln/link.bin"
+refuse "allow_symlinks bundle checks the link target" "file 'link.bin' does not match" \
+    app verify-model --method key --model-path "$T/ln" --bundle "$B/ln-follow.sig" \
+    --public-key "$K/P-256.pub" --ignore-paths "$T/ln/b.bin"
+
+# File names that are not UTF-8 cannot be signed (the bundle is JSON) and
+# are extra files to a verifier.
+mkdir -p "$T/bad"
+printf 'x' >"$T/bad/ok.bin"
+ok "sign clean folder" app sign-model --method key --model-path "$T/bad" \
+    --output-bundle "$B/bad.sig" --private-key "$K/P-256.key"
+printf 'y' >"$T/bad/$(printf 'bad\377name')"
+refuse "sign refuses non-UTF-8 name" "is not valid UTF-8" app sign-model --method key \
+    --model-path "$T/bad" --output-bundle "$B/bad2.sig" --private-key "$K/P-256.key"
+refuse "non-UTF-8 name is an extra file" "is in the model but not signed" app verify-model \
+    --method key --model-path "$T/bad" --bundle "$B/bad.sig" --public-key "$K/P-256.pub"
+
 # ---- usage errors exit 2 ------------------------------------------------------
 usage() {
     name=$1
