@@ -435,7 +435,16 @@ static int parse_material(json_t *vm, oms_bundle *b, char *err, size_t errlen)
         return parse_public_key(pk, b, err, errlen);
     if (chain)
         return parse_cert_chain(chain, b, err, errlen);
+    /* Sigstore keyless: parsed only far enough to be named and refused. */
     b->method = OMS_METHOD_SIGSTORE;
+    if (!json_is_object(json_object_get(vm, "certificate")) ||
+        !get_string(json_object_get(vm, "certificate"), "rawBytes"))
+        return oms_err(err, errlen,
+                       "malformed bundle: verificationMaterial.certificate.rawBytes is missing");
+    if (!json_is_array(tlog) || json_array_size(tlog) == 0)
+        return oms_err(err, errlen,
+                       "malformed bundle: the sigstore method needs at least one "
+                       "verificationMaterial.tlogEntries entry");
     return 0;
 }
 

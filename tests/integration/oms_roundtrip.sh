@@ -274,6 +274,9 @@ refuse "no verificationMaterial" "verificationMaterial is missing" vb "$B/nomat.
 edit "$GOOD" "$B/sigstore.sig" "
 b['verificationMaterial'] = {'certificate': {'rawBytes': 'AAAA'}, 'tlogEntries': [{}]}"
 refuse "sigstore method" "cannot be verified offline" vb "$B/sigstore.sig"
+edit "$GOOD" "$B/sigstore-notlog.sig" "b['verificationMaterial'] = {'certificate': {'rawBytes': 'AAAA'}}"
+refuse "sigstore without tlogEntries" "needs at least one verificationMaterial.tlogEntries" vb \
+    "$B/sigstore-notlog.sig"
 resign "$GOOD" "$B/pred.sig" "$K/P-256.key" "s['predicateType'] = 'https://model_signing/Digests/v0.1'"
 refuse "wrong predicateType" "predicateType is 'https://model_signing/Digests/v0.1'" vb "$B/pred.sig"
 resign "$GOOD" "$B/stype.sig" "$K/P-256.key" "s['_type'] = 'https://in-toto.io/Statement/v0.1'"
