@@ -236,23 +236,20 @@ static int check_unique(const oms_manifest *m, char *err, size_t errlen)
     return rc;
 }
 
-/* The root digest: sha256 over the raw resource digests in bundle order. */
-static void root_digest_of(const oms_manifest *m, char hex[65])
+int oms_root_digest(const oms_manifest *m, char hex[65])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
     hex[0] = 0;
-    if (!ctx)
-        return;
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
-        int ok = 1;
-        for (size_t i = 0; i < m->n_resources && ok; i++)
-            ok = EVP_DigestUpdate(ctx, m->resources[i].digest, m->resources[i].digest_len);
-        if (ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1)
-            oms_hex(md, 32, hex);
-    }
+    for (size_t i = 0; ok && i < m->n_resources; i++)
+        ok = EVP_DigestUpdate(ctx, m->resources[i].digest, m->resources[i].digest_len) == 1;
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1;
     EVP_MD_CTX_free(ctx);
+    if (ok)
+        oms_hex(md, 32, hex);
+    return ok ? 0 : -1;
 }
 
 static int parse_subject(json_t *st, oms_manifest *m, char *err, size_t errlen)
@@ -322,8 +319,7 @@ static int parse_statement_json(json_t *st, oms_manifest *m, char *err, size_t e
     }
     if (check_unique(m, err, errlen) != 0)
         return -1;
-    root_digest_of(m, root);
-    if (strcmp(root, m->root_digest) != 0)
+    if (oms_root_digest(m, root) != 0 || strcmp(root, m->root_digest) != 0)
         return oms_err(err, errlen,
                        "statement subject digest %s does not match its resources (they hash to %s)",
                        m->root_digest, root);

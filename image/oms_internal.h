@@ -84,6 +84,9 @@ char *oms_bundle_build(const char *key_hint, unsigned char *const *cert_ders,
                        const size_t *cert_lens, size_t n_certs, const unsigned char *payload,
                        size_t payload_len, const unsigned char *sig, size_t sig_len);
 
+/* The root digest: hex sha256 over the raw resource digests in order. */
+int oms_root_digest(const oms_manifest *m, char hex[65]);
+
 /* Parses "path:start:end" into r (r->name already set). */
 int oms_parse_shard_name(oms_resource *r);
 
@@ -118,6 +121,21 @@ typedef struct oms_hash_req {
 int oms_hash_model(const oms_hash_req *req, oms_entry **entries, size_t *n_entries, uint64_t *bytes,
                    char *err, size_t errlen);
 void oms_entries_free(oms_entry *entries, size_t n);
+
+/* --- paths (oms_paths.c) --- */
+
+void oms_free_strs(char **v, size_t n);
+/* Path of target relative to directory root_abs (a realpath) when it lies
+ * inside it, its last component not resolved; malloc'd, else NULL. */
+char *oms_relative_inside(const char *root_abs, const char *target);
+/* Opens the model (a directory or a regular file); the fd, or -1. */
+int oms_open_model(const char *path, char *err, size_t errlen);
+/* Last component of path (trailing '/' ignored); malloc'd. */
+char *oms_base_name(const char *path);
+/* The caller's ignore paths (absolute, or relative to the model root) as
+ * canonical model-relative paths; ones outside the model are dropped. */
+char **oms_model_relative_ignores(const char *root_abs, const char *const *paths, size_t n,
+                                  size_t *n_out);
 
 /* The four paths every OMS signer and verifier excludes at the model root. */
 extern const char *const oms_default_ignores[4];
