@@ -8,6 +8,7 @@ static const command table[] = {
     {"keygen", "make a device, reviewer or publisher key pair", cmd_keygen},
     {"policy", "validate, show and fingerprint the policy", cmd_policy},
     {"version", "print version and build id", cmd_version},
+    {"image", "sign, verify and inspect model signatures (OMS)", cmd_image},
 };
 
 const command *commands_table(size_t *count)
