@@ -107,7 +107,7 @@ def verify(db, checkpoint=None, pubkey=None):
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     meta = dict(con.execute("SELECT key, value FROM meta"))
     log_id, origin = meta["log_id"], f"appliance.audit/{meta['log_id']}/sha3-256"
-    prev, last_ts, hashes, prompts, closed, keys = bytes(32), "", [], {}, {}, []
+    prev, last_ts, hashes, prompts, closed, keys = bytes(32), "", [], [], {}, []
     rows = con.execute("SELECT seq, ts, kind, request_id, actor, record, prev_hash, hash FROM entries ORDER BY seq")
     for seq, ts, kind, rid, actor, rec, prev_col, hash_col in rows:
         n = len(hashes) + 1
@@ -123,8 +123,8 @@ def verify(db, checkpoint=None, pubkey=None):
         if kind == "checkpoint": check_checkpoint_entry(seq, obj["body"], origin, hashes, prev, keys)
         prev, last_ts = hash_col, ts
         hashes.append(hash_col)
-        if kind == "prompt": prompts.setdefault(rid, seq)
-        if kind in ("output", "refusal", "error"): closed[rid] = seq
+        if kind == "prompt": prompts.append((seq, rid))
+        if kind in ("output", "refusal", "error"): closed[rid] = seq  # the last one wins
     if checkpoint is not None:
         try: cp = parse_checkpoint(checkpoint)
         except Exception: raise Bad(0, "signature", "the checkpoint is not a well-formed signed note")
@@ -134,10 +134,7 @@ def verify(db, checkpoint=None, pubkey=None):
         if cp[2] > len(hashes): raise Bad(len(hashes) + 1, "truncated", f"the log has {len(hashes)} entries, the checkpoint {cp[2]}")
         if merkle_root(hashes[:cp[2]]) != cp[3]: raise Bad(cp[2], "diverged", f"root at size {cp[2]} differs")
     # A prompt is complete when a later output/refusal/error carries its request id.
-    rows = con.execute("SELECT seq, kind, request_id FROM entries WHERE kind IN ('prompt','output','refusal','error') ORDER BY seq")
-    last_close = {rid: s for s, k, rid in rows if k != "prompt"}
-    incomplete = [rid for s, k, rid in con.execute("SELECT seq, kind, request_id FROM entries WHERE kind = 'prompt' ORDER BY seq") if last_close.get(rid, 0) < s]
-    return len(hashes), prev, incomplete
+    return len(hashes), prev, [rid for seq, rid in prompts if closed.get(rid, 0) < seq]
 
 def main(argv):
     args, opts = [], {}
