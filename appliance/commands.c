@@ -4,6 +4,7 @@
 
 static const command table[] = {
     {"version", "print version and build id", cmd_version},
+    {"audit", "verify, show, prove and checkpoint the audit log", cmd_audit},
 };
 
 const command *commands_table(size_t *count)

@@ -4,5 +4,6 @@
 #include "cli.h"
 
 int cmd_version(const app_ctx *ctx, int argc, char **argv);
+int cmd_audit(const app_ctx *ctx, int argc, char **argv);
 
 #endif

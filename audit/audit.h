@@ -86,6 +86,20 @@ int audit_append(audit_log *log, audit_kind kind, const char *request_id, const 
                  const char *body_json, size_t body_len, uint64_t *out_seq,
                  uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen);
 
+/* One entry of a batch append (fields as for audit_append). */
+typedef struct audit_append_req {
+    audit_kind kind;
+    const char *request_id, *actor;
+    const char *body_json;
+    size_t body_len;
+} audit_append_req;
+
+/* Appends n entries in one transaction: one fsync for all (group commit),
+ * consecutive seqs starting at *out_first_seq. All or nothing: on any error
+ * none is appended. Durable when it returns AUDIT_OK. */
+int audit_append_batch(audit_log *log, const audit_append_req *reqs, size_t n,
+                       uint64_t *out_first_seq, char *err, size_t errlen);
+
 /* Number of entries and the chain head (32 zero bytes for an empty log). */
 int audit_head(audit_log *log, uint64_t *out_count, uint8_t out_head[AUDIT_HASH_LEN], char *err,
                size_t errlen);

@@ -259,11 +259,14 @@ static void now_rfc3339(char out[AUDIT_TS_LEN + 1])
 {
     struct timespec ts;
     struct tm tm;
+    char buf[64]; /* room for any int the compiler imagines; years are 4 digits */
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, AUDIT_TS_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)(ts.tv_nsec / 1000000));
+    memcpy(out, buf, AUDIT_TS_LEN);
+    out[AUDIT_TS_LEN] = 0;
 }
 
 /* The last entry's seq, hash and ts (seq 0, zero hash, "" when empty). */
@@ -385,29 +388,74 @@ int audit_append_locked(audit_log *log, audit_kind kind, const char *request_id,
     return rc;
 }
 
+/* Checks one request and parses its body; NULL (err filled) when invalid. */
+static json_t *checked_body(audit_log *log, const audit_append_req *r, char *err, size_t errlen)
+{
+    if (!audit_kind_name(r->kind)) {
+        audit_fail(err, errlen, AUDIT_E_INVALID, "audit append: unknown entry kind %d",
+                   (int)r->kind);
+        return NULL;
+    }
+    if (!valid_text(r->request_id) || !valid_text(r->actor)) {
+        audit_fail(err, errlen, AUDIT_E_INVALID,
+                   "audit append: request id and actor must be UTF-8 strings");
+        return NULL;
+    }
+    json_t *body = canon_parse_object(r->body_json, r->body_len, err, errlen);
+    abuf probe = {0};
+    if (body && canon_dump(body, &probe) != 0) {
+        json_decref(body);
+        body = NULL;
+        audit_fail(err, errlen, AUDIT_E_INVALID,
+                   "audit append: body numbers must be integers (no fractions)");
+    }
+    free(probe.data);
+    return body;
+}
+
+int audit_append_batch(audit_log *log, const audit_append_req *reqs, size_t n,
+                       uint64_t *out_first_seq, char *err, size_t errlen)
+{
+    if (log->read_only)
+        return audit_fail(err, errlen, AUDIT_E_IO, "audit append: the log is open read-only");
+    json_t **bodies = calloc(n ? n : 1, sizeof *bodies);
+    if (!bodies)
+        return audit_fail(err, errlen, AUDIT_E_NOMEM, "audit append: out of memory");
+    int rc = AUDIT_OK;
+    for (size_t i = 0; i < n && rc == AUDIT_OK; i++)
+        if (!(bodies[i] = checked_body(log, &reqs[i], err, errlen)))
+            rc = AUDIT_E_INVALID;
+    if (rc == AUDIT_OK)
+        rc = audit_begin_immediate(log, err, errlen);
+    if (rc == AUDIT_OK) {
+        for (size_t i = 0; i < n && rc == AUDIT_OK; i++) {
+            uint64_t seq = 0;
+            rc = audit_append_locked(log, reqs[i].kind, reqs[i].request_id, reqs[i].actor,
+                                     bodies[i], &seq, NULL, err, errlen);
+            if (i == 0 && out_first_seq)
+                *out_first_seq = seq;
+        }
+        if (rc == AUDIT_OK)
+            rc = audit_commit(log, err, errlen);
+        else
+            audit_rollback(log);
+    }
+    for (size_t i = 0; i < n; i++)
+        json_decref(bodies[i]);
+    free(bodies);
+    return rc;
+}
+
 int audit_append(audit_log *log, audit_kind kind, const char *request_id, const char *actor,
                  const char *body_json, size_t body_len, uint64_t *out_seq,
                  uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen)
 {
-    if (!audit_kind_name(kind))
-        return audit_fail(err, errlen, AUDIT_E_INVALID, "audit append: unknown entry kind %d",
-                          (int)kind);
-    if (!valid_text(request_id) || !valid_text(actor))
-        return audit_fail(err, errlen, AUDIT_E_INVALID,
-                          "audit append: request id and actor must be UTF-8 strings");
+    audit_append_req r = {kind, request_id, actor, body_json, body_len};
     if (log->read_only)
         return audit_fail(err, errlen, AUDIT_E_IO, "audit append: the log is open read-only");
-    json_t *body = canon_parse_object(body_json, body_len, err, errlen);
+    json_t *body = checked_body(log, &r, err, errlen);
     if (!body)
         return AUDIT_E_INVALID;
-    abuf probe = {0};
-    int real = canon_dump(body, &probe) != 0;
-    free(probe.data);
-    if (real) {
-        json_decref(body);
-        return audit_fail(err, errlen, AUDIT_E_INVALID,
-                          "audit append: body numbers must be integers (no fractions)");
-    }
     int rc = audit_begin_immediate(log, err, errlen);
     if (rc == AUDIT_OK) {
         rc =

@@ -239,6 +239,30 @@ static void test_query_filters(void **state)
     audit_verify_result_free(&r);
 }
 
+static void test_batch_is_all_or_nothing(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    uint64_t first = 0, n;
+    uint8_t head[AUDIT_HASH_LEN];
+    append(f->log, AUDIT_KIND_INIT, "", "{}");
+    audit_append_req ok[3] = {{AUDIT_KIND_PROMPT, "r1", "a", "{\"p\":1}", 7},
+                              {AUDIT_KIND_OUTPUT, "r1", "a", "{\"o\":1}", 7},
+                              {AUDIT_KIND_ATTESTATION, "r1", "a", "{}", 2}};
+    assert_int_equal(audit_append_batch(f->log, ok, 3, &first, err, sizeof err), AUDIT_OK);
+    assert_int_equal(first, 2);
+    audit_append_req bad[2] = {{AUDIT_KIND_PROMPT, "r2", "a", "{}", 2},
+                               {AUDIT_KIND_OUTPUT, "r2", "a", "{\"x\":0.5}", 9}};
+    assert_int_equal(audit_append_batch(f->log, bad, 2, &first, err, sizeof err), AUDIT_E_INVALID);
+    assert_int_equal(audit_head(f->log, &n, head, err, sizeof err), AUDIT_OK);
+    assert_int_equal(n, 4);
+    audit_verify_result r;
+    assert_int_equal(audit_verify(f->log, NULL, &r, err, sizeof err), AUDIT_OK);
+    assert_true(r.ok);
+    assert_int_equal(r.n_incomplete, 0);
+    audit_verify_result_free(&r);
+}
+
 static void test_kind_names(void **state)
 {
     (void)state;
@@ -262,6 +286,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_and_not_a_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_append_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_is_all_or_nothing, setup, teardown),
         cmocka_unit_test(test_kind_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
