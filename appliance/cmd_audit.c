@@ -458,14 +458,36 @@ static int audit_show_cmd(const app_ctx *ctx, int argc, char **argv)
     return rc == AUDIT_OK ? EXIT_OK : EXIT_FAIL;
 }
 
+/* Keeps the note of the last checkpoint entry that covers `want` entries. */
+typedef struct latest_cp {
+    uint64_t want;
+    char *note;
+} latest_cp;
+
+static int keep_checkpoint(const audit_entry *e, void *ctx)
+{
+    latest_cp *l = ctx;
+    json_t *rec = json_loadb((const char *)e->record, e->record_len, 0, NULL);
+    json_t *body = json_object_get(rec, "body");
+    const char *note = json_string_value(json_object_get(body, "checkpoint"));
+    json_int_t size = json_integer_value(json_object_get(body, "tree_size"));
+    if (note && size >= 0 && (uint64_t)size >= l->want) {
+        free(l->note);
+        l->note = strdup(note);
+    }
+    json_decref(rec);
+    return 0;
+}
+
 static int audit_prove_cmd(const app_ctx *ctx, int argc, char **argv)
 {
     static const int allowed[] = {OPT_DB, OPT_SEQ, OPT_CHECKPOINT, 0};
     audit_args a = {0};
     int rc = parse_args("prove", PROVE_USAGE,
                         "Prints an RFC 6962 inclusion proof (JSON, audit/FORMAT.md section 7)\n"
-                        "that entry N is in the log: against the tree of --checkpoint when given\n"
-                        "(embedded in the proof), else against the whole current log. Check it\n"
+                        "that entry N is in the log, against the tree of --checkpoint when given,\n"
+                        "else of the latest checkpoint stored in the log that covers N (either\n"
+                        "is embedded), else of the whole current log (unsigned). Check it\n"
                         "without the log with 'appliance audit check-proof'.\n",
                         allowed, argc, argv, &a);
     if (rc)
@@ -484,6 +506,14 @@ static int audit_prove_cmd(const app_ctx *ctx, int argc, char **argv)
     if (open_log("audit prove", db, 1, &log) != 0) {
         free(cp);
         return EXIT_FAIL;
+    }
+    if (!cp) {
+        latest_cp l = {a.seq, NULL};
+        audit_filter f = {.kind = "checkpoint"};
+        if (audit_query(log, &f, keep_checkpoint, &l, err, sizeof err) == AUDIT_OK)
+            cp = l.note;
+        else
+            free(l.note);
     }
     char *proof = NULL;
     rc = audit_prove(log, a.seq, 0, cp, &proof, err, sizeof err);
