@@ -113,18 +113,19 @@ static json_t *verified_json(const attest_verified *v)
         "promptCommitment", v->prompt_commitment, "outputChecked", v->output_checked,
         "promptChecked", v->prompt_checked, "model", "name", v->model_name, "sha256",
         v->model_digest, "signer", v->model_signer, "sampling", "temperature",
-        (double)s->temperature, "topK", (int)s->top_k, "topP", (double)s->top_p, "minP",
-        (double)s->min_p, "repeatPenalty", (double)s->repeat_penalty, "repeatLastN",
-        (int)s->repeat_last_n, "seed", seed, "maxTokens", (json_int_t)s->max_tokens, "promptTokens",
-        (json_int_t)v->prompt_tokens, "outputTokens", (json_int_t)v->output_tokens, "finishReason",
-        v->finish_reason, "audit", "logId", v->audit_log_id, "promptSeq",
-        (json_int_t)v->prompt_entry.seq, "promptEntrySha3_256", v->prompt_entry.hash, "outputSeq",
-        (json_int_t)v->output_entry.seq, "outputEntrySha3_256", v->output_entry.hash,
-        "policySha256", v->policy_digest, "sandbox", "required", v->sandbox_required, "seccompMode",
-        v->sandbox.seccomp_mode, "noNewPrivs", v->sandbox.no_new_privs, "networkNamespace",
-        v->sandbox.net_namespace, "landlockAbi", v->sandbox.landlock_abi, "landlockEnforced",
-        v->sandbox.landlock_enforced, "engine", "version", v->engine_version, "buildId",
-        v->build_id, "kernels", v->kernels, "startedOn", v->started, "finishedOn", v->finished);
+        attest_float_decimal(s->temperature), "topK", (int)s->top_k, "topP",
+        attest_float_decimal(s->top_p), "minP", attest_float_decimal(s->min_p), "repeatPenalty",
+        attest_float_decimal(s->repeat_penalty), "repeatLastN", (int)s->repeat_last_n, "seed", seed,
+        "maxTokens", (json_int_t)s->max_tokens, "promptTokens", (json_int_t)v->prompt_tokens,
+        "outputTokens", (json_int_t)v->output_tokens, "finishReason", v->finish_reason, "audit",
+        "logId", v->audit_log_id, "promptSeq", (json_int_t)v->prompt_entry.seq,
+        "promptEntrySha3_256", v->prompt_entry.hash, "outputSeq", (json_int_t)v->output_entry.seq,
+        "outputEntrySha3_256", v->output_entry.hash, "policySha256", v->policy_digest, "sandbox",
+        "required", v->sandbox_required, "seccompMode", v->sandbox.seccomp_mode, "noNewPrivs",
+        v->sandbox.no_new_privs, "networkNamespace", v->sandbox.net_namespace, "landlockAbi",
+        v->sandbox.landlock_abi, "landlockEnforced", v->sandbox.landlock_enforced, "engine",
+        "version", v->engine_version, "buildId", v->build_id, "kernels", v->kernels, "startedOn",
+        v->started, "finishedOn", v->finished);
 }
 
 static void print_verified_text(FILE *out, size_t line, const attest_verified *v)

@@ -151,6 +151,11 @@ void attest_key_fingerprint(const uint8_t pk[32], char hex[ATTEST_HEX_LEN]);
  * Returns 0, or -1 when the time is out of range. */
 int attest_format_time(const struct timespec *t, char out[ATTEST_TIME_LEN]);
 
+/* The double nearest to the shortest decimal (at most 9 significant digits)
+ * that reads back as exactly f: printed with 9 significant digits (jansson's
+ * JSON_REAL_PRECISION(9)) it shows as that decimal, 0.7f as 0.7. */
+double attest_float_decimal(float f);
+
 /* Parses 64 hex digits into 32 bytes (e.g. the salt); returns 0 or -1. */
 int attest_hex32(const char *hex, uint8_t out[32]);
 

@@ -101,10 +101,7 @@ static void sha256_hex(const uint8_t *data, size_t len, char hex[ATTEST_HEX_LEN]
 
 /* ---- building ----------------------------------------------------------- */
 
-/* The shortest decimal (at most 9 significant digits) that reads back as
- * exactly f in binary32, returned as the double it reads as: printed with
- * JSON_REAL_PRECISION(9) it comes out as that short decimal. */
-static double float_as_short_double(float f)
+double attest_float_decimal(float f)
 {
     for (int digits = 1; digits <= 9; digits++) {
         char buf[32];
@@ -176,9 +173,9 @@ static json_t *sampling_json(const attest_sampling *s)
     char seed[24];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
     return json_pack("{s:f, s:I, s:f, s:f, s:f, s:I, s:s, s:I}", "temperature",
-                     float_as_short_double(s->temperature), "topK", (json_int_t)s->top_k, "topP",
-                     float_as_short_double(s->top_p), "minP", float_as_short_double(s->min_p),
-                     "repeatPenalty", float_as_short_double(s->repeat_penalty), "repeatLastN",
+                     attest_float_decimal(s->temperature), "topK", (json_int_t)s->top_k, "topP",
+                     attest_float_decimal(s->top_p), "minP", attest_float_decimal(s->min_p),
+                     "repeatPenalty", attest_float_decimal(s->repeat_penalty), "repeatLastN",
                      (json_int_t)s->repeat_last_n, "seed", seed, "maxTokens",
                      (json_int_t)s->max_tokens);
 }
