@@ -10,6 +10,7 @@ static const command table[] = {
     {"attest", "verify attestations offline with the device public key", cmd_attest},
     {"keygen", "make a device, reviewer or publisher key pair", cmd_keygen},
     {"policy", "validate, show and fingerprint the policy", cmd_policy},
+    {"attest", "verify attestations offline with the device public key", cmd_attest},
     {"version", "print version and build id", cmd_version},
 };
 
