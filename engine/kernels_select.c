@@ -6,11 +6,22 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
+
+/* A CPUID ECX feature bit, for features clang 14 has no
+ * __builtin_cpu_supports name for (F16C: leaf 1 bit 29; AVX512-VNNI: leaf 7
+ * bit 11); the OS-support checks come with avx2/avx512f from the builtin. */
+static int cpuid_ecx_bit(unsigned leaf, unsigned bit)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(leaf, 0, &a, &b, &c, &d) && (c & (1u << bit));
+}
+
 static int cpu_has_avx2(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+           cpuid_ecx_bit(1, 29) && __builtin_cpu_supports("bmi2");
 }
 
 /* The AVX-512 file is compiled for F/BW/VL/DQ/VNNI (and AVX2, FMA, F16C);
@@ -20,7 +31,7 @@ static int cpu_has_avx512(void)
     __builtin_cpu_init();
     return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+           __builtin_cpu_supports("avx512dq") && cpuid_ecx_bit(7, 11);
 }
 #endif
 
