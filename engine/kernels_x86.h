@@ -55,6 +55,32 @@ KX_ALWAYS_INLINE __m256i kx_nibbles(const uint8_t *qs)
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m), _mm_and_si128(x, m));
 }
 
+/* The 8 six-bit scales and mins of a Q4_K/Q5_K super-block (the same
+ * values as kq_scale_min, four bytes at a time). */
+KX_ALWAYS_INLINE void kx_kscales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
+{
+    uint32_t a, b, c;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    const uint32_t sc_lo = a & 0x3f3f3f3fu, mn_lo = b & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    const uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+    memcpy(sc, &sc_lo, 4);
+    memcpy(sc + 4, &sc_hi, 4);
+    memcpy(mn, &mn_lo, 4);
+    memcpy(mn + 4, &mn_hi, 4);
+}
+
+/* Sum of the 8 int32 lanes (exact; integer order does not matter). */
+KX_ALWAYS_INLINE int32_t kx_hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
 /* ----------------------------------------------------------- lane storage */
 
 /* Stores the two lane groups and the min accumulators and folds them like
@@ -180,8 +206,7 @@ KX_ALWAYS_INLINE void kx_q45k_block(uint32_t type, int NT, int64_t b, const uint
     const uint8_t *qs =
         type == TT_Q4_K ? ((const block_q4_K *)wblk)->qs : ((const block_q5_K *)wblk)->qs;
     uint8_t sc[8], mn[8];
-    for (int c = 0; c < 8; c++)
-        kq_scale_min(c, scales, &sc[c], &mn[c]);
+    kx_kscales(scales, sc, mn);
     __m256i qh = _mm256_setzero_si256();
     if (type == TT_Q5_K)
         qh = kx_load(((const block_q5_K *)wblk)->qh);
@@ -212,13 +237,14 @@ KX_ALWAYS_INLINE void kx_q45k_block(uint32_t type, int NT, int64_t b, const uint
             p[t] = _mm256_add_epi32(p[t], KX_DOT4_SCALED(hi, kx_load(aq + 32), s_hi));
         }
     }
+    /* mins as int16, each twice: lane j of bsums (16 elements) meets m[j/2] */
+    const __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+    const __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
     const float dw = kx_h2f(wblk), dminw = kx_h2f(wblk + 2);
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         const block_q8_K *y = (const block_q8_K *)a[t] + b;
-        int32_t summs = 0;
-        for (int c = 0; c < 8; c++)
-            summs += mn[c] * (y->bsums[2 * c] + y->bsums[2 * c + 1]);
+        const int32_t summs = kx_hsum_i32(_mm256_madd_epi16(kx_load(y->bsums), m16));
         acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), _mm256_cvtepi32_ps(p[t]), acc[t]);
         mins[t] = fmaf(dminw * y->d, (float)summs, mins[t]);
     }

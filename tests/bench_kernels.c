@@ -4,7 +4,8 @@
  *  - decode (nb=1): GB/s of weight bytes streamed; the matrices are cycled
  *    through a pool larger than the last-level cache, so it is DRAM traffic;
  *  - prefill (nb=128): GFLOP/s counted as 2*rows*n*nb.
- * Prints the median of several runs for every kernel set this CPU has. */
+ * Prints the median of several runs for every kernel set this CPU has. Time
+ * is this thread's CPU time, so a busy shared machine inflates it less. */
 #include "quant.h"
 
 #include <stdio.h>
@@ -19,7 +20,7 @@
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
