@@ -188,8 +188,16 @@ static int sign_manifest(const oms_sign_opts *o, int fd, const char *root_abs, o
     }
     for (size_t i = 0; i < 4; i++)
         m->ignore_paths[m->n_ignore_paths++] = strdup(oms_default_ignores[i]);
-    for (size_t i = 0; i < n_user; i++)
+    for (size_t i = 0; i < n_user; i++) {
+        /* OMS 6.2.1: ignore paths are exact paths, never patterns. */
+        if (strpbrk(user[i], "*?[")) {
+            oms_err(err, errlen,
+                    "ignore path '%s' holds a glob character (*, ? or [), which OMS forbids",
+                    user[i]);
+            goto out;
+        }
         m->ignore_paths[m->n_ignore_paths++] = strdup(user[i]);
+    }
     if (bundle_rel)
         m->ignore_paths[m->n_ignore_paths++] = oms_canonical_relpath(bundle_rel);
     for (size_t i = 0; i < m->n_ignore_paths; i++)

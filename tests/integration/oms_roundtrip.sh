@@ -135,6 +135,9 @@ rm -f "$M/nested/model.sig"
 ok "sign with ignore paths" app sign-model --method key --model-path "$M/ign" \
     --output-bundle "$B/ign.sig" --private-key "$K/P-256.key" \
     --ignore-paths "$M/ign/cache" --ignore-paths "$M/ign/notes.txt"
+refuse "sign refuses glob ignore paths" "holds a glob character" app sign-model --method key \
+    --model-path "$M/ign" --output-bundle "$B/glob.sig" --private-key "$K/P-256.key" \
+    --ignore-paths "$M/ign/*.txt"
 ok "verify with ignore paths recorded in the bundle" app verify-model --method key \
     --model-path "$M/ign" --bundle "$B/ign.sig" --public-key "$K/P-256.pub"
 printf 'changed' >"$M/ign/cache/tmp.bin"
