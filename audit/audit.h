@@ -104,6 +104,10 @@ int audit_append_batch(audit_log *log, const audit_append_req *reqs, size_t n,
 int audit_head(audit_log *log, uint64_t *out_count, uint8_t out_head[AUDIT_HASH_LEN], char *err,
                size_t errlen);
 
+/* Entries appended after the last checkpoint entry (all of them when there
+ * is none): the caller checkpoints when this reaches the policy interval. */
+int audit_entries_since_checkpoint(audit_log *log, uint64_t *out, char *err, size_t errlen);
+
 /* ---- reading ---- */
 
 typedef struct audit_entry {
