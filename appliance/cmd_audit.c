@@ -21,14 +21,15 @@
 #define SHOW_USAGE                                                                                 \
     "appliance audit show [--db DB] [--since TIME] [--until TIME] [--kind KIND] [--actor NAME]\n"  \
     "       [--request-id ID] [--from SEQ] [--to SEQ] [--json]"
-#define PROVE_USAGE      "appliance audit prove [--db DB] --seq N [--checkpoint FILE]"
+#define PROVE_USAGE                                                                                \
+    "appliance audit prove [--db DB] (--seq N | --from-checkpoint OLD) [--checkpoint FILE]"
 #define CHECKPROOF_USAGE "appliance audit check-proof --proof FILE [--pubkey PEM]"
 #define CHECKPOINT_USAGE "appliance audit checkpoint [--db DB] --key DEVICE_KEY_PEM"
 #define BENCH_USAGE      "appliance audit bench [--count N] [--dir DIR]"
 
 /* Flags shared by the subcommands; each uses the ones its usage names. */
 typedef struct audit_args {
-    const char *db, *checkpoint, *pubkey, *key, *proof, *dir;
+    const char *db, *checkpoint, *pubkey, *key, *proof, *dir, *from_checkpoint;
     audit_filter filter;
     uint64_t seq;
     long count;
@@ -52,6 +53,7 @@ enum {
     OPT_SEQ,
     OPT_COUNT,
     OPT_JSON,
+    OPT_FROM_CHECKPOINT,
 };
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -89,6 +91,7 @@ static int parse_args(const char *sub, const char *usage, const char *help, cons
         {"seq", required_argument, NULL, OPT_SEQ},
         {"count", required_argument, NULL, OPT_COUNT},
         {"json", no_argument, NULL, OPT_JSON},
+        {"from-checkpoint", required_argument, NULL, OPT_FROM_CHECKPOINT},
         {NULL, 0, NULL, 0},
     };
     char cmd[64];
@@ -122,6 +125,9 @@ static int parse_args(const char *sub, const char *usage, const char *help, cons
             break;
         case OPT_PROOF:
             a->proof = optarg;
+            break;
+        case OPT_FROM_CHECKPOINT:
+            a->from_checkpoint = optarg;
             break;
         case OPT_DIR:
             a->dir = optarg;
@@ -479,21 +485,57 @@ static int keep_checkpoint(const audit_entry *e, void *ctx)
     return 0;
 }
 
+/* The proof itself, once the log is open: consistency or inclusion. */
+static int print_proof(audit_log *log, const audit_args *a, char *cp, char *err, size_t errlen)
+{
+    char *proof = NULL;
+    int rc;
+    if (a->from_checkpoint) {
+        char *old = read_file(a->from_checkpoint, NULL);
+        if (!old) {
+            snprintf(err, errlen, "cannot read checkpoint %s", a->from_checkpoint);
+            return AUDIT_E_IO;
+        }
+        rc = audit_prove_consistency(log, old, cp, &proof, err, errlen);
+        free(old);
+    } else {
+        if (!cp) {
+            latest_cp l = {a->seq, NULL};
+            audit_filter f = {.kind = "checkpoint"};
+            if (audit_query(log, &f, keep_checkpoint, &l, err, errlen) == AUDIT_OK)
+                cp = l.note;
+            else
+                free(l.note);
+        }
+        rc = audit_prove(log, a->seq, 0, cp, &proof, err, errlen);
+        if (cp && !a->checkpoint)
+            free(cp);
+    }
+    if (rc == AUDIT_OK)
+        printf("%s\n", proof);
+    free(proof);
+    return rc;
+}
+
 static int audit_prove_cmd(const app_ctx *ctx, int argc, char **argv)
 {
-    static const int allowed[] = {OPT_DB, OPT_SEQ, OPT_CHECKPOINT, 0};
+    static const int allowed[] = {OPT_DB, OPT_SEQ, OPT_CHECKPOINT, OPT_FROM_CHECKPOINT, 0};
     audit_args a = {0};
-    int rc = parse_args("prove", PROVE_USAGE,
-                        "Prints an RFC 6962 inclusion proof (JSON, audit/FORMAT.md section 7)\n"
-                        "that entry N is in the log, against the tree of --checkpoint when given,\n"
-                        "else of the latest checkpoint stored in the log that covers N (either\n"
-                        "is embedded), else of the whole current log (unsigned). Check it\n"
-                        "without the log with 'appliance audit check-proof'.\n",
-                        allowed, argc, argv, &a);
+    int rc = parse_args(
+        "prove", PROVE_USAGE,
+        "With --seq: an RFC 6962 inclusion proof (JSON, audit/FORMAT.md section 7) that\n"
+        "entry N is in the log, against the tree of --checkpoint when given, else of the\n"
+        "latest checkpoint stored in the log that covers N (either is embedded), else of\n"
+        "the whole current log (unsigned).\n"
+        "With --from-checkpoint: a consistency proof that the tree of --checkpoint (else\n"
+        "the whole current log) extends the older checkpoint: nothing before it changed.\n"
+        "Check either without the log with 'appliance audit check-proof'.\n",
+        allowed, argc, argv, &a);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
-    if (!a.seq)
-        return cli_usage_error("audit prove", PROVE_USAGE, "--seq is required");
+    if (!a.seq == !a.from_checkpoint)
+        return cli_usage_error("audit prove", PROVE_USAGE,
+                               "give exactly one of --seq and --from-checkpoint");
     char db[4200], err[256];
     if (resolve_db(ctx, &a, db, sizeof db) != 0)
         return cli_usage_error("audit prove", PROVE_USAGE, "no --db and no appliance home");
@@ -507,22 +549,10 @@ static int audit_prove_cmd(const app_ctx *ctx, int argc, char **argv)
         free(cp);
         return EXIT_FAIL;
     }
-    if (!cp) {
-        latest_cp l = {a.seq, NULL};
-        audit_filter f = {.kind = "checkpoint"};
-        if (audit_query(log, &f, keep_checkpoint, &l, err, sizeof err) == AUDIT_OK)
-            cp = l.note;
-        else
-            free(l.note);
-    }
-    char *proof = NULL;
-    rc = audit_prove(log, a.seq, 0, cp, &proof, err, sizeof err);
-    if (rc == AUDIT_OK)
-        printf("%s\n", proof);
-    else
+    rc = print_proof(log, &a, cp, err, sizeof err);
+    if (rc != AUDIT_OK)
         cli_error("audit prove", "%s", err);
-    free(proof);
-    free(cp);
+    free(a.checkpoint ? cp : NULL);
     audit_close(log);
     return rc == AUDIT_OK ? EXIT_OK : EXIT_FAIL;
 }
@@ -533,9 +563,10 @@ static int audit_check_proof_cmd(const app_ctx *ctx, int argc, char **argv)
     audit_args a = {0};
     (void)ctx;
     int rc = parse_args("check-proof", CHECKPROOF_USAGE,
-                        "Checks an inclusion proof from 'appliance audit prove' on its own:\n"
-                        "the entry hash from its record, the audit path to the root, and the\n"
-                        "embedded checkpoint (its signature with --pubkey).\n",
+                        "Checks a proof from 'appliance audit prove' on its own. Inclusion: the\n"
+                        "entry hash from its record, the audit path to the root, and the embedded\n"
+                        "checkpoint. Consistency: the path between the two trees and both\n"
+                        "checkpoints. Signatures are checked with --pubkey.\n",
                         allowed, argc, argv, &a);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;

@@ -90,6 +90,9 @@ int audit_begin_immediate(audit_log *log, char *err, size_t errlen);
 int audit_commit(audit_log *log, char *err, size_t errlen);
 void audit_rollback(audit_log *log);
 
+/* Verifies a parsed consistency proof document (consistency.c). */
+int audit_consistency_verify_doc(json_t *doc, const uint8_t *pk, char *err, size_t errlen);
+
 /* 1 when ts has the exact form YYYY-MM-DDTHH:MM:SS.mmmZ with sane ranges. */
 int audit_ts_valid(const char *ts);
 

@@ -89,6 +89,16 @@ sed 's/"leaf_index": 2/"leaf_index": 3/' "$T/proof.json" > "$T/bad.json"
 "$BIN" audit check-proof --proof "$T/bad.json" >/dev/null && fail "tampered proof accepted"
 "$BIN" audit prove --db "$T/a.db" --seq 99 2>/dev/null && fail "prove of a missing entry"
 
+# 4b. Consistency: a later checkpoint extends the first one.
+"$BIN" audit checkpoint --db "$T/a.db" --key "$T/device.pem" > "$T/cp2.txt" || fail "checkpoint 2"
+"$BIN" audit prove --db "$T/a.db" --from-checkpoint "$T/cp.txt" --checkpoint "$T/cp2.txt" \
+    > "$T/cons.json" || fail "consistency proof"
+grep -q '"old_size": 5' "$T/cons.json" || fail "consistency proof sizes"
+"$BIN" audit check-proof --proof "$T/cons.json" --pubkey "$T/device.pub.pem" | grep -q OK \
+    || fail "check-proof of the consistency proof"
+"$BIN" audit prove --db "$T/a.db" --seq 1 --from-checkpoint "$T/cp.txt" 2>/dev/null \
+    && fail "--seq with --from-checkpoint accepted"
+
 # 5. Tampering and truncation: both verifiers name the entry.
 cp "$T/a.db" "$T/t.db"
 sqlite3 "$T/t.db" "DROP TRIGGER IF EXISTS entries_no_update; UPDATE entries SET actor='mallory' WHERE seq=4;" 2>/dev/null \
