@@ -104,6 +104,23 @@ int audit_append_batch(audit_log *log, const audit_append_req *reqs, size_t n,
 int audit_head(audit_log *log, uint64_t *out_count, uint8_t out_head[AUDIT_HASH_LEN], char *err,
                size_t errlen);
 
+/* ---- group commit for many threads of one process ---- */
+
+/* A thread-safe writer: concurrent audit_writer_append calls are committed
+ * together, one transaction and one fsync per group, so durable appends/s
+ * grow with the number of concurrent callers instead of being capped by the
+ * disk's fsync rate. Each call still returns only once its entry is durable
+ * (or with an error, fail closed). The writer owns its own connection. */
+typedef struct audit_writer audit_writer;
+int audit_writer_open(audit_writer **out, const char *path, const audit_open_opts *opts, char *err,
+                      size_t errlen);
+int audit_writer_append(audit_writer *w, const audit_append_req *req, uint64_t *out_seq,
+                        uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen);
+/* The writer's log handle, for reads, checkpoints and verification from the
+ * thread that owns the writer while no append is in flight. */
+audit_log *audit_writer_log(audit_writer *w);
+void audit_writer_close(audit_writer *w);
+
 /* Entries appended after the last checkpoint entry (all of them when there
  * is none): the caller checkpoints when this reaches the policy interval. */
 int audit_entries_since_checkpoint(audit_log *log, uint64_t *out, char *err, size_t errlen);

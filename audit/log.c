@@ -397,8 +397,7 @@ int audit_append_locked(audit_log *log, audit_kind kind, const char *request_id,
     return rc;
 }
 
-/* Checks one request and parses its body; NULL (err filled) when invalid. */
-static json_t *checked_body(audit_log *log, const audit_append_req *r, char *err, size_t errlen)
+json_t *audit_parse_body(audit_log *log, const audit_append_req *r, char *err, size_t errlen)
 {
     if (!audit_kind_name(r->kind)) {
         audit_fail(err, errlen, AUDIT_E_INVALID, "audit append: unknown entry kind %d",
@@ -432,7 +431,7 @@ int audit_append_batch(audit_log *log, const audit_append_req *reqs, size_t n,
         return audit_fail(err, errlen, AUDIT_E_NOMEM, "audit append: out of memory");
     int rc = AUDIT_OK;
     for (size_t i = 0; i < n && rc == AUDIT_OK; i++)
-        if (!(bodies[i] = checked_body(log, &reqs[i], err, errlen)))
+        if (!(bodies[i] = audit_parse_body(log, &reqs[i], err, errlen)))
             rc = AUDIT_E_INVALID;
     if (rc == AUDIT_OK)
         rc = audit_begin_immediate(log, err, errlen);
@@ -462,7 +461,7 @@ int audit_append(audit_log *log, audit_kind kind, const char *request_id, const 
     audit_append_req r = {kind, request_id, actor, body_json, body_len};
     if (log->read_only)
         return audit_fail(err, errlen, AUDIT_E_IO, "audit append: the log is open read-only");
-    json_t *body = checked_body(log, &r, err, errlen);
+    json_t *body = audit_parse_body(log, &r, err, errlen);
     if (!body)
         return AUDIT_E_INVALID;
     int rc = audit_begin_immediate(log, err, errlen);

@@ -126,6 +126,7 @@ set +e
 "$BIN" audit verify --db "$T/missing.db" 2>/dev/null; [ $? = 1 ] || fail "missing db"
 set -e
 "$BIN" audit --help | grep -q checkpoint || fail "audit --help"
+"$BIN" audit bench --count 32 --dir "$T" | grep -q "group-commit writer" || fail "audit bench"
 for sub in verify show prove check-proof checkpoint bench; do
     "$BIN" audit $sub --help | grep -q "^usage: appliance audit $sub" || fail "$sub --help"
 done
