@@ -116,6 +116,12 @@ set +e
 set -e
 [ $rc = 1 ] && grep -q "FAILED at entry 4: truncated" "$T/out" || fail "truncation: $(cat "$T/out")"
 
+# 5b. The minimal verifier printed in FORMAT.md agrees too.
+sed -n '/minimal-verifier-begin/,/minimal-verifier-end/p' "$SRC/audit/FORMAT.md" \
+    | sed '1,2d;$d' | sed '$d' > "$T/minimal.py"
+"$PY" "$T/minimal.py" "$T/a.db" | grep -q "^ok 3 entries" || fail "FORMAT.md minimal verifier (good)"
+"$PY" "$T/minimal.py" "$T/t.db" 2>&1 | grep -q "^FAIL 4 column" || fail "FORMAT.md minimal verifier (tampered)"
+
 # 6. Usage errors exit 2 with one line and usage.
 set +e
 "$BIN" audit verify --bogus 2>"$T/err"; rc=$?
