@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -21,14 +22,15 @@
 #define SHOW_USAGE                                                                                 \
     "appliance audit show [--db DB] [--since TIME] [--until TIME] [--kind KIND] [--actor NAME]\n"  \
     "       [--request-id ID] [--from SEQ] [--to SEQ] [--json]"
-#define PROVE_USAGE      "appliance audit prove [--db DB] --seq N [--checkpoint FILE]"
+#define PROVE_USAGE                                                                                \
+    "appliance audit prove [--db DB] (--seq N | --from-checkpoint OLD) [--checkpoint FILE]"
 #define CHECKPROOF_USAGE "appliance audit check-proof --proof FILE [--pubkey PEM]"
 #define CHECKPOINT_USAGE "appliance audit checkpoint [--db DB] --key DEVICE_KEY_PEM"
 #define BENCH_USAGE      "appliance audit bench [--count N] [--dir DIR]"
 
 /* Flags shared by the subcommands; each uses the ones its usage names. */
 typedef struct audit_args {
-    const char *db, *checkpoint, *pubkey, *key, *proof, *dir;
+    const char *db, *checkpoint, *pubkey, *key, *proof, *dir, *from_checkpoint;
     audit_filter filter;
     uint64_t seq;
     long count;
@@ -52,6 +54,7 @@ enum {
     OPT_SEQ,
     OPT_COUNT,
     OPT_JSON,
+    OPT_FROM_CHECKPOINT,
 };
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -89,6 +92,7 @@ static int parse_args(const char *sub, const char *usage, const char *help, cons
         {"seq", required_argument, NULL, OPT_SEQ},
         {"count", required_argument, NULL, OPT_COUNT},
         {"json", no_argument, NULL, OPT_JSON},
+        {"from-checkpoint", required_argument, NULL, OPT_FROM_CHECKPOINT},
         {NULL, 0, NULL, 0},
     };
     char cmd[64];
@@ -122,6 +126,9 @@ static int parse_args(const char *sub, const char *usage, const char *help, cons
             break;
         case OPT_PROOF:
             a->proof = optarg;
+            break;
+        case OPT_FROM_CHECKPOINT:
+            a->from_checkpoint = optarg;
             break;
         case OPT_DIR:
             a->dir = optarg;
@@ -479,21 +486,57 @@ static int keep_checkpoint(const audit_entry *e, void *ctx)
     return 0;
 }
 
+/* The proof itself, once the log is open: consistency or inclusion. */
+static int print_proof(audit_log *log, const audit_args *a, char *cp, char *err, size_t errlen)
+{
+    char *proof = NULL;
+    int rc;
+    if (a->from_checkpoint) {
+        char *old = read_file(a->from_checkpoint, NULL);
+        if (!old) {
+            snprintf(err, errlen, "cannot read checkpoint %s", a->from_checkpoint);
+            return AUDIT_E_IO;
+        }
+        rc = audit_prove_consistency(log, old, cp, &proof, err, errlen);
+        free(old);
+    } else {
+        if (!cp) {
+            latest_cp l = {a->seq, NULL};
+            audit_filter f = {.kind = "checkpoint"};
+            if (audit_query(log, &f, keep_checkpoint, &l, err, errlen) == AUDIT_OK)
+                cp = l.note;
+            else
+                free(l.note);
+        }
+        rc = audit_prove(log, a->seq, 0, cp, &proof, err, errlen);
+        if (cp && !a->checkpoint)
+            free(cp);
+    }
+    if (rc == AUDIT_OK)
+        printf("%s\n", proof);
+    free(proof);
+    return rc;
+}
+
 static int audit_prove_cmd(const app_ctx *ctx, int argc, char **argv)
 {
-    static const int allowed[] = {OPT_DB, OPT_SEQ, OPT_CHECKPOINT, 0};
+    static const int allowed[] = {OPT_DB, OPT_SEQ, OPT_CHECKPOINT, OPT_FROM_CHECKPOINT, 0};
     audit_args a = {0};
-    int rc = parse_args("prove", PROVE_USAGE,
-                        "Prints an RFC 6962 inclusion proof (JSON, audit/FORMAT.md section 7)\n"
-                        "that entry N is in the log, against the tree of --checkpoint when given,\n"
-                        "else of the latest checkpoint stored in the log that covers N (either\n"
-                        "is embedded), else of the whole current log (unsigned). Check it\n"
-                        "without the log with 'appliance audit check-proof'.\n",
-                        allowed, argc, argv, &a);
+    int rc = parse_args(
+        "prove", PROVE_USAGE,
+        "With --seq: an RFC 6962 inclusion proof (JSON, audit/FORMAT.md section 7) that\n"
+        "entry N is in the log, against the tree of --checkpoint when given, else of the\n"
+        "latest checkpoint stored in the log that covers N (either is embedded), else of\n"
+        "the whole current log (unsigned).\n"
+        "With --from-checkpoint: a consistency proof that the tree of --checkpoint (else\n"
+        "the whole current log) extends the older checkpoint: nothing before it changed.\n"
+        "Check either without the log with 'appliance audit check-proof'.\n",
+        allowed, argc, argv, &a);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
-    if (!a.seq)
-        return cli_usage_error("audit prove", PROVE_USAGE, "--seq is required");
+    if (!a.seq == !a.from_checkpoint)
+        return cli_usage_error("audit prove", PROVE_USAGE,
+                               "give exactly one of --seq and --from-checkpoint");
     char db[4200], err[256];
     if (resolve_db(ctx, &a, db, sizeof db) != 0)
         return cli_usage_error("audit prove", PROVE_USAGE, "no --db and no appliance home");
@@ -507,22 +550,10 @@ static int audit_prove_cmd(const app_ctx *ctx, int argc, char **argv)
         free(cp);
         return EXIT_FAIL;
     }
-    if (!cp) {
-        latest_cp l = {a.seq, NULL};
-        audit_filter f = {.kind = "checkpoint"};
-        if (audit_query(log, &f, keep_checkpoint, &l, err, sizeof err) == AUDIT_OK)
-            cp = l.note;
-        else
-            free(l.note);
-    }
-    char *proof = NULL;
-    rc = audit_prove(log, a.seq, 0, cp, &proof, err, sizeof err);
-    if (rc == AUDIT_OK)
-        printf("%s\n", proof);
-    else
+    rc = print_proof(log, &a, cp, err, sizeof err);
+    if (rc != AUDIT_OK)
         cli_error("audit prove", "%s", err);
-    free(proof);
-    free(cp);
+    free(a.checkpoint ? cp : NULL);
     audit_close(log);
     return rc == AUDIT_OK ? EXIT_OK : EXIT_FAIL;
 }
@@ -533,9 +564,10 @@ static int audit_check_proof_cmd(const app_ctx *ctx, int argc, char **argv)
     audit_args a = {0};
     (void)ctx;
     int rc = parse_args("check-proof", CHECKPROOF_USAGE,
-                        "Checks an inclusion proof from 'appliance audit prove' on its own:\n"
-                        "the entry hash from its record, the audit path to the root, and the\n"
-                        "embedded checkpoint (its signature with --pubkey).\n",
+                        "Checks a proof from 'appliance audit prove' on its own. Inclusion: the\n"
+                        "entry hash from its record, the audit path to the root, and the embedded\n"
+                        "checkpoint. Consistency: the path between the two trees and both\n"
+                        "checkpoints. Signatures are checked with --pubkey.\n",
                         allowed, argc, argv, &a);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
@@ -615,6 +647,94 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static const char bench_body[] = "{\"model\":\"sha256:0123456789abcdef0123456789abcdef\","
+                                 "\"policy\":\"sha256:fedcba9876543210\",\"seed\":42,"
+                                 "\"params\":{\"temperature_milli\":700,\"top_k\":40},"
+                                 "\"content\":{\"mode\":\"digest\",\"digest\":\"00\"}}";
+
+static audit_append_req bench_req(long i)
+{
+    return (audit_append_req){i % 2 ? AUDIT_KIND_OUTPUT : AUDIT_KIND_PROMPT, "bench", "bench",
+                              bench_body, sizeof bench_body - 1};
+}
+
+/* One append, one transaction, one fsync: the latency a lone caller sees. */
+static int bench_single(audit_log *log, long count, char *err, size_t errlen)
+{
+    int rc = AUDIT_OK;
+    for (long i = 0; rc == AUDIT_OK && i < count; i++) {
+        audit_append_req r = bench_req(i);
+        rc = audit_append(log, r.kind, r.request_id, r.actor, r.body_json, r.body_len, NULL, NULL,
+                          err, errlen);
+    }
+    return rc;
+}
+
+/* Batches of 16 entries per transaction (audit_append_batch). */
+static int bench_batch(audit_log *log, long count, char *err, size_t errlen)
+{
+    audit_append_req batch[16];
+    for (int i = 0; i < 16; i++)
+        batch[i] = bench_req(i);
+    int rc = AUDIT_OK;
+    for (long i = 0; rc == AUDIT_OK && i < count; i += 16)
+        rc = audit_append_batch(log, batch, 16, NULL, err, errlen);
+    return rc;
+}
+
+typedef struct bench_thread {
+    audit_writer *w;
+    long count;
+    int rc;
+} bench_thread;
+
+static void *bench_thread_main(void *arg)
+{
+    bench_thread *t = arg;
+    char err[256];
+    for (long i = 0; t->rc == AUDIT_OK && i < t->count; i++) {
+        audit_append_req r = bench_req(i);
+        t->rc = audit_writer_append(t->w, &r, NULL, NULL, err, sizeof err);
+    }
+    return NULL;
+}
+
+/* 16 threads appending one entry at a time through one group-commit writer. */
+static int bench_threads(const char *db, long count, char *err, size_t errlen)
+{
+    enum { THREADS = 16 };
+    audit_writer *w = NULL;
+    int rc = audit_writer_open(&w, db, NULL, err, errlen);
+    bench_thread t[THREADS];
+    pthread_t th[THREADS];
+    int started = 0;
+    for (; rc == AUDIT_OK && started < THREADS; started++) {
+        t[started] = (bench_thread){w, (count + THREADS - 1) / THREADS, AUDIT_OK};
+        if (pthread_create(&th[started], NULL, bench_thread_main, &t[started]) != 0)
+            rc = AUDIT_E_NOMEM;
+    }
+    for (int i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        if (rc == AUDIT_OK && t[i].rc != AUDIT_OK)
+            rc = t[i].rc;
+    }
+    if (rc != AUDIT_OK && !*err)
+        snprintf(err, errlen, "a bench thread failed");
+    audit_writer_close(w);
+    return rc;
+}
+
+static void remove_bench_dir(const char *dir)
+{
+    static const char *const files[] = {"audit.db", "audit.db-wal", "audit.db-shm"};
+    char path[8500];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        remove(path);
+    }
+    rmdir(dir);
+}
+
 /* Durable appends per second on a fresh log in --dir (default $TMPDIR). */
 static int audit_bench_cmd(const app_ctx *ctx, int argc, char **argv)
 {
@@ -622,14 +742,15 @@ static int audit_bench_cmd(const app_ctx *ctx, int argc, char **argv)
     audit_args a = {.count = 2000};
     (void)ctx;
     int rc = parse_args("bench", BENCH_USAGE,
-                        "Measures durable appends per second (WAL, synchronous=FULL, one\n"
-                        "transaction and fsync per append) and full-verify speed on a fresh\n"
-                        "log in DIR (default $TMPDIR or /tmp), then deletes it.\n",
+                        "Measures durable appends per second (WAL, synchronous=FULL) on a fresh\n"
+                        "log in DIR (default $TMPDIR or /tmp), then deletes it: one caller with\n"
+                        "one transaction and fsync per append, batches of 16 per transaction,\n"
+                        "and 16 threads through one group-commit writer; then full-verify speed.\n",
                         allowed, argc, argv, &a);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
     const char *base = a.dir ? a.dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char dir[4096], db[4200], err[256];
+    char dir[4096], db[4200], err[256] = "";
     snprintf(dir, sizeof dir, "%s/appliance-audit-bench-XXXXXX", base);
     if (!mkdtemp(dir)) {
         cli_error("audit bench", "cannot create a directory under %s", base);
@@ -638,52 +759,38 @@ static int audit_bench_cmd(const app_ctx *ctx, int argc, char **argv)
     snprintf(db, sizeof db, "%s/audit.db", dir);
     audit_log *log = NULL;
     audit_open_opts o = {.create = 1};
+    double t[5] = {now_seconds()};
     rc = audit_open(&log, db, &o, err, sizeof err);
-    static const char body[] = "{\"model\":\"sha256:0123456789abcdef0123456789abcdef\","
-                               "\"policy\":\"sha256:fedcba9876543210\",\"seed\":42,"
-                               "\"params\":{\"temperature_milli\":700,\"top_k\":40},"
-                               "\"content\":{\"mode\":\"digest\",\"digest\":\"00\"}}";
-    double t0 = now_seconds();
-    for (long i = 0; rc == AUDIT_OK && i < a.count; i++)
-        rc = audit_append(log, i % 2 ? AUDIT_KIND_OUTPUT : AUDIT_KIND_PROMPT, "bench", "bench",
-                          body, sizeof body - 1, NULL, NULL, err, sizeof err);
-    double t_single = now_seconds();
-    /* Group commit: batches of 16 entries share one transaction and fsync. */
-    audit_append_req batch[16];
-    for (int i = 0; i < 16; i++)
-        batch[i] = (audit_append_req){i % 2 ? AUDIT_KIND_OUTPUT : AUDIT_KIND_PROMPT, "bench",
-                                      "bench", body, sizeof body - 1};
-    for (long i = 0; rc == AUDIT_OK && i < a.count; i += 16)
-        rc = audit_append_batch(log, batch, 16, NULL, err, sizeof err);
-    long batched = (a.count + 15) / 16 * 16;
-    double t1 = now_seconds();
+    if (rc == AUDIT_OK)
+        rc = bench_single(log, a.count, err, sizeof err);
+    t[1] = now_seconds();
+    if (rc == AUDIT_OK)
+        rc = bench_batch(log, a.count, err, sizeof err);
+    t[2] = now_seconds();
+    if (rc == AUDIT_OK)
+        rc = bench_threads(db, a.count, err, sizeof err);
+    t[3] = now_seconds();
     audit_verify_result r = {0};
     if (rc == AUDIT_OK)
         rc = audit_verify(log, NULL, &r, err, sizeof err);
-    double t2 = now_seconds();
+    t[4] = now_seconds();
     audit_close(log);
-    char files[8500];
-    snprintf(files, sizeof files, "%s/audit.db", dir);
-    remove(files);
-    snprintf(files, sizeof files, "%s/audit.db-wal", dir);
-    remove(files);
-    snprintf(files, sizeof files, "%s/audit.db-shm", dir);
-    remove(files);
-    rmdir(dir);
+    remove_bench_dir(dir);
     if (rc != AUDIT_OK || !r.ok) {
         cli_error("audit bench", "%s", rc != AUDIT_OK ? err : "the bench log did not verify");
         audit_verify_result_free(&r);
         return EXIT_FAIL;
     }
     audit_verify_result_free(&r);
-    printf("audit bench: %ld durable appends, one fsync each: %.3f s = %.0f appends/s "
-           "(%.3f ms each)\n",
-           a.count, t_single - t0, (double)a.count / (t_single - t0),
-           (t_single - t0) * 1e3 / (double)a.count);
-    printf("audit bench: %ld durable appends, group commit of 16: %.3f s = %.0f appends/s\n",
-           batched, t1 - t_single, (double)batched / (t1 - t_single));
-    printf("audit bench: full verify of %llu entries in %.3f s = %.0f entries/s\n",
-           (unsigned long long)r.entries, t2 - t1, (double)r.entries / (t2 - t1));
+    long batched = (a.count + 15) / 16 * 16, threaded = (a.count + 15) / 16 * 16;
+    printf("audit bench: one caller, one fsync per append: %.0f appends/s (%.2f ms each)\n",
+           (double)a.count / (t[1] - t[0]), (t[1] - t[0]) * 1e3 / (double)a.count);
+    printf("audit bench: batches of 16 per transaction:    %.0f appends/s\n",
+           (double)batched / (t[2] - t[1]));
+    printf("audit bench: 16 threads, group-commit writer:   %.0f appends/s\n",
+           (double)threaded / (t[3] - t[2]));
+    printf("audit bench: full verify: %.0f entries/s (%llu entries)\n",
+           (double)r.entries / (t[4] - t[3]), (unsigned long long)r.entries);
     return EXIT_OK;
 }
 

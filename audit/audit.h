@@ -104,6 +104,27 @@ int audit_append_batch(audit_log *log, const audit_append_req *reqs, size_t n,
 int audit_head(audit_log *log, uint64_t *out_count, uint8_t out_head[AUDIT_HASH_LEN], char *err,
                size_t errlen);
 
+/* ---- group commit for many threads of one process ---- */
+
+/* A thread-safe writer: concurrent audit_writer_append calls are committed
+ * together, one transaction and one fsync per group, so durable appends/s
+ * grow with the number of concurrent callers instead of being capped by the
+ * disk's fsync rate. Each call still returns only once its entry is durable
+ * (or with an error, fail closed). The writer owns its own connection. */
+typedef struct audit_writer audit_writer;
+int audit_writer_open(audit_writer **out, const char *path, const audit_open_opts *opts, char *err,
+                      size_t errlen);
+int audit_writer_append(audit_writer *w, const audit_append_req *req, uint64_t *out_seq,
+                        uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen);
+/* The writer's log handle, for reads, checkpoints and verification from the
+ * thread that owns the writer while no append is in flight. */
+audit_log *audit_writer_log(audit_writer *w);
+void audit_writer_close(audit_writer *w);
+
+/* Entries appended after the last checkpoint entry (all of them when there
+ * is none): the caller checkpoints when this reaches the policy interval. */
+int audit_entries_since_checkpoint(audit_log *log, uint64_t *out, char *err, size_t errlen);
+
 /* ---- reading ---- */
 
 typedef struct audit_entry {
@@ -227,15 +248,29 @@ void audit_note_key_id(const char *key_name, const uint8_t pk[32], uint8_t id[4]
  * (format in FORMAT.md); `checkpoint` (may be NULL) is embedded verbatim. */
 int audit_prove(audit_log *log, uint64_t seq, uint64_t tree_size, const char *checkpoint,
                 char **out_json, char *err, size_t errlen);
-/* Verifies a proof document on its own: the entry hash from its record, the
- * audit path to the root, and (when embedded) that the checkpoint names the
- * same size and root, with its signature checked when pk is non-NULL. */
+/* Verifies a proof document on its own. Inclusion proofs: the entry hash
+ * from its record, the audit path to the root, and (when embedded) that the
+ * checkpoint names the same size and root, with its signature checked when
+ * pk is non-NULL. Consistency proofs: the path, and both checkpoints. */
 int audit_proof_verify(const char *proof_json, size_t len, const uint8_t *pk, char *err,
                        size_t errlen);
 /* RFC 9162 2.1.3.2: verifies a path from leaf `index` to `root`. */
 int audit_merkle_verify_inclusion(const uint8_t entry_hash[AUDIT_HASH_LEN], uint64_t index,
                                   uint64_t tree_size, const uint8_t (*path)[AUDIT_HASH_LEN],
                                   size_t path_len, const uint8_t root[AUDIT_HASH_LEN]);
+
+/* Consistency proof (RFC 6962 2.1.2) that the log's tree at the size of
+ * `new_checkpoint` (NULL: all current entries, unsigned) extends the tree of
+ * `old_checkpoint`. *out_json is malloc'd (FORMAT.md section 7); check it
+ * with audit_proof_verify, which accepts both proof formats. */
+int audit_prove_consistency(audit_log *log, const char *old_checkpoint, const char *new_checkpoint,
+                            char **out_json, char *err, size_t errlen);
+/* RFC 9162 2.1.4.2: verifies that the tree (second, second_root) extends
+ * (first, first_root) by the given path. */
+int audit_merkle_verify_consistency(uint64_t first, uint64_t second,
+                                    const uint8_t first_root[AUDIT_HASH_LEN],
+                                    const uint8_t second_root[AUDIT_HASH_LEN],
+                                    const uint8_t (*path)[AUDIT_HASH_LEN], size_t path_len);
 
 /* ---- content modes ---- */
 

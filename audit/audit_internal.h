@@ -86,9 +86,15 @@ char *checkpoint_note_text(const char *origin, uint64_t size, const uint8_t root
 int audit_append_locked(audit_log *log, audit_kind kind, const char *request_id, const char *actor,
                         json_t *body, uint64_t *out_seq, uint8_t out_hash[AUDIT_HASH_LEN],
                         char *err, size_t errlen);
+/* Checks one request (kind, UTF-8 ids, integer-only JSON object body) and
+ * parses its body; NULL with err filled when invalid. */
+json_t *audit_parse_body(audit_log *log, const audit_append_req *r, char *err, size_t errlen);
 int audit_begin_immediate(audit_log *log, char *err, size_t errlen);
 int audit_commit(audit_log *log, char *err, size_t errlen);
 void audit_rollback(audit_log *log);
+
+/* Verifies a parsed consistency proof document (consistency.c). */
+int audit_consistency_verify_doc(json_t *doc, const uint8_t *pk, char *err, size_t errlen);
 
 /* 1 when ts has the exact form YYYY-MM-DDTHH:MM:SS.mmmZ with sane ranges. */
 int audit_ts_valid(const char *ts);

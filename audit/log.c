@@ -122,14 +122,23 @@ static int create_schema(audit_log *log, char *err, size_t errlen)
     int rc = audit_begin_immediate(log, err, errlen);
     if (rc != AUDIT_OK)
         return rc;
-    /* Another process may have created it between our check and the lock. */
+    /* Another process may have created it between our check and the lock;
+     * any other database is not ours to add tables to. */
     sqlite3_stmt *st = NULL;
-    int exists = 0;
-    if (sqlite3_prepare_v2(log->db, "SELECT 1 FROM sqlite_master WHERE name = 'meta'", -1, &st,
-                           NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        exists = 1;
+    int exists = 0, others = 0;
+    if (sqlite3_prepare_v2(
+            log->db, "SELECT count(*) FILTER (WHERE name = 'meta'), count(*) FROM sqlite_master",
+            -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        exists = sqlite3_column_int(st, 0);
+        others = sqlite3_column_int(st, 1) - exists;
+    }
     sqlite3_finalize(st);
+    if (!exists && others) {
+        audit_rollback(log);
+        return audit_fail(err, errlen, AUDIT_E_FORMAT,
+                          "audit log: the file is another SQLite database, not an audit log");
+    }
     if (!exists) {
         rc = exec_sql(log, schema_sql, "creating the schema", err, errlen);
         if (rc == AUDIT_OK)
@@ -388,8 +397,7 @@ int audit_append_locked(audit_log *log, audit_kind kind, const char *request_id,
     return rc;
 }
 
-/* Checks one request and parses its body; NULL (err filled) when invalid. */
-static json_t *checked_body(audit_log *log, const audit_append_req *r, char *err, size_t errlen)
+json_t *audit_parse_body(audit_log *log, const audit_append_req *r, char *err, size_t errlen)
 {
     if (!audit_kind_name(r->kind)) {
         audit_fail(err, errlen, AUDIT_E_INVALID, "audit append: unknown entry kind %d",
@@ -423,7 +431,7 @@ int audit_append_batch(audit_log *log, const audit_append_req *reqs, size_t n,
         return audit_fail(err, errlen, AUDIT_E_NOMEM, "audit append: out of memory");
     int rc = AUDIT_OK;
     for (size_t i = 0; i < n && rc == AUDIT_OK; i++)
-        if (!(bodies[i] = checked_body(log, &reqs[i], err, errlen)))
+        if (!(bodies[i] = audit_parse_body(log, &reqs[i], err, errlen)))
             rc = AUDIT_E_INVALID;
     if (rc == AUDIT_OK)
         rc = audit_begin_immediate(log, err, errlen);
@@ -453,7 +461,7 @@ int audit_append(audit_log *log, audit_kind kind, const char *request_id, const 
     audit_append_req r = {kind, request_id, actor, body_json, body_len};
     if (log->read_only)
         return audit_fail(err, errlen, AUDIT_E_IO, "audit append: the log is open read-only");
-    json_t *body = checked_body(log, &r, err, errlen);
+    json_t *body = audit_parse_body(log, &r, err, errlen);
     if (!body)
         return AUDIT_E_INVALID;
     int rc = audit_begin_immediate(log, err, errlen);
@@ -474,6 +482,29 @@ int audit_head(audit_log *log, uint64_t *out_count, uint8_t out_head[AUDIT_HASH_
 {
     char ts[AUDIT_TS_LEN + 1];
     return read_tail(log, out_count, out_head, ts, err, errlen);
+}
+
+int audit_entries_since_checkpoint(audit_log *log, uint64_t *out, char *err, size_t errlen)
+{
+    uint64_t count;
+    uint8_t head[AUDIT_HASH_LEN];
+    int rc = audit_head(log, &count, head, err, errlen);
+    if (rc != AUDIT_OK)
+        return rc;
+    /* Walks back from the end by rowid: at most one interval of rows. */
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(
+        log->db, "SELECT seq FROM entries WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1", -1,
+        &st, NULL);
+    if (rc != SQLITE_OK)
+        return audit_sqlite_fail(log->db, rc, "finding the last checkpoint", err, errlen);
+    rc = sqlite3_step(st);
+    uint64_t last = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return audit_sqlite_fail(log->db, rc, "finding the last checkpoint", err, errlen);
+    *out = count - last;
+    return AUDIT_OK;
 }
 
 int audit_load_hashes(audit_log *log, uint64_t n, uint8_t (**out)[AUDIT_HASH_LEN], char *err,

@@ -335,6 +335,16 @@ int audit_proof_verify(const char *proof_json, size_t len, const uint8_t *pk, ch
     json_t *doc = json_loadb(proof_json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc)
         return audit_fail(err, errlen, AUDIT_E_INVALID, "proof is not JSON: %s", jerr.text);
+    const char *format = json_string_value(json_object_get(doc, "format"));
+    if (format && strcmp(format, "appliance-audit-consistency-proof/v1") == 0) {
+        int crc = audit_consistency_verify_doc(doc, pk, err, errlen);
+        json_decref(doc);
+        return crc;
+    }
+    if (!format || strcmp(format, "appliance-audit-inclusion-proof/v1") != 0) {
+        json_decref(doc);
+        return audit_fail(err, errlen, AUDIT_E_INVALID, "proof: unknown format");
+    }
     uint8_t hash[AUDIT_HASH_LEN], root[AUDIT_HASH_LEN], path[64][AUDIT_HASH_LEN];
     json_t *jpath = json_object_get(doc, "path");
     json_int_t idx = json_integer_value(json_object_get(doc, "leaf_index"));

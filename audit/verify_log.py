@@ -56,6 +56,20 @@ def merkle_root(hashes):
     while k * 2 < len(hashes): k *= 2
     return sha3(b"\x01", merkle_root(hashes[:k]), merkle_root(hashes[k:]))
 
+class CompactRange:
+    """Roots of the perfect subtrees over the leaves so far: O(log n) per root."""
+    def __init__(self): self.nodes, self.size = [], 0
+    def push(self, entry_hash):
+        self.nodes.append(sha3(b"\x00", entry_hash))
+        n, self.size = self.size, self.size + 1
+        while n & 1:
+            r = self.nodes.pop(); self.nodes[-1] = sha3(b"\x01", self.nodes[-1], r); n >>= 1
+    def root(self):
+        if not self.nodes: return sha3(b"")
+        r = self.nodes[-1]
+        for left in reversed(self.nodes[:-1]): r = sha3(b"\x01", left, r)
+        return r
+
 # --- signed notes (C2SP) and checkpoints ---
 def parse_checkpoint(note):
     """Returns (text bytes, origin, size, root, head, key name, key id, sig) or raises."""
@@ -92,12 +106,12 @@ def canonical(rec):
     if not (ok and TS.fullmatch(obj["ts"])): raise ValueError("shape")
     return obj
 
-def check_checkpoint_entry(seq, body, origin, hashes, prev, keys):
+def check_checkpoint_entry(seq, body, origin, tree, prev, keys):
     try:
         cp = parse_checkpoint(body["checkpoint"].encode())
         pk = base64.b64decode(body["public_key"], validate=True)
         good = (body["tree_size"] == seq - 1 == cp[2] and cp[1] == origin and len(pk) == 32
-                and cp[3] == merkle_root(hashes) and cp[4] == prev and sig_ok(cp, pk))
+                and cp[3] == tree.root() and cp[4] == prev and sig_ok(cp, pk))
     except Exception:
         good = False
     if not good: raise Bad(seq, "checkpoint", f"checkpoint entry {seq} does not verify")
@@ -107,7 +121,7 @@ def verify(db, checkpoint=None, pubkey=None):
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     meta = dict(con.execute("SELECT key, value FROM meta"))
     log_id, origin = meta["log_id"], f"appliance.audit/{meta['log_id']}/sha3-256"
-    prev, last_ts, hashes, prompts, closed, keys = bytes(32), "", [], [], {}, []
+    prev, last_ts, hashes, prompts, closed, keys, tree = bytes(32), "", [], [], {}, [], CompactRange()
     rows = con.execute("SELECT seq, ts, kind, request_id, actor, record, prev_hash, hash FROM entries ORDER BY seq")
     for seq, ts, kind, rid, actor, rec, prev_col, hash_col in rows:
         n = len(hashes) + 1
@@ -120,9 +134,9 @@ def verify(db, checkpoint=None, pubkey=None):
         if [obj["ts"], obj["kind"], obj["request_id"], obj["actor"], obj["log_id"]] != [ts, kind, rid, actor, log_id]:
             raise Bad(seq, "column", f"entry {seq}: a column or the log id disagrees with the record")
         if ts < last_ts: raise Bad(seq, "clock", f"entry {seq}: timestamp {ts} is earlier than {last_ts}")
-        if kind == "checkpoint": check_checkpoint_entry(seq, obj["body"], origin, hashes, prev, keys)
+        if kind == "checkpoint": check_checkpoint_entry(seq, obj["body"], origin, tree, prev, keys)
         prev, last_ts = hash_col, ts
-        hashes.append(hash_col)
+        hashes.append(hash_col); tree.push(hash_col)
         if kind == "prompt": prompts.append((seq, rid))
         if kind in ("output", "refusal", "error"): closed[rid] = seq  # the last one wins
     if checkpoint is not None:

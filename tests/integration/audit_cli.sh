@@ -89,6 +89,16 @@ sed 's/"leaf_index": 2/"leaf_index": 3/' "$T/proof.json" > "$T/bad.json"
 "$BIN" audit check-proof --proof "$T/bad.json" >/dev/null && fail "tampered proof accepted"
 "$BIN" audit prove --db "$T/a.db" --seq 99 2>/dev/null && fail "prove of a missing entry"
 
+# 4b. Consistency: a later checkpoint extends the first one.
+"$BIN" audit checkpoint --db "$T/a.db" --key "$T/device.pem" > "$T/cp2.txt" || fail "checkpoint 2"
+"$BIN" audit prove --db "$T/a.db" --from-checkpoint "$T/cp.txt" --checkpoint "$T/cp2.txt" \
+    > "$T/cons.json" || fail "consistency proof"
+grep -q '"old_size": 5' "$T/cons.json" || fail "consistency proof sizes"
+"$BIN" audit check-proof --proof "$T/cons.json" --pubkey "$T/device.pub.pem" | grep -q OK \
+    || fail "check-proof of the consistency proof"
+"$BIN" audit prove --db "$T/a.db" --seq 1 --from-checkpoint "$T/cp.txt" 2>/dev/null \
+    && fail "--seq with --from-checkpoint accepted"
+
 # 5. Tampering and truncation: both verifiers name the entry.
 cp "$T/a.db" "$T/t.db"
 sqlite3 "$T/t.db" "DROP TRIGGER IF EXISTS entries_no_update; UPDATE entries SET actor='mallory' WHERE seq=4;" 2>/dev/null \
@@ -106,6 +116,12 @@ set +e
 set -e
 [ $rc = 1 ] && grep -q "FAILED at entry 4: truncated" "$T/out" || fail "truncation: $(cat "$T/out")"
 
+# 5b. The minimal verifier printed in FORMAT.md agrees too.
+sed -n '/minimal-verifier-begin/,/minimal-verifier-end/p' "$SRC/audit/FORMAT.md" \
+    | sed '1,2d;$d' | sed '$d' > "$T/minimal.py"
+"$PY" "$T/minimal.py" "$T/a.db" | grep -q "^ok 3 entries" || fail "FORMAT.md minimal verifier (good)"
+"$PY" "$T/minimal.py" "$T/t.db" 2>&1 | grep -q "^FAIL 4 column" || fail "FORMAT.md minimal verifier (tampered)"
+
 # 6. Usage errors exit 2 with one line and usage.
 set +e
 "$BIN" audit verify --bogus 2>"$T/err"; rc=$?
@@ -116,6 +132,7 @@ set +e
 "$BIN" audit verify --db "$T/missing.db" 2>/dev/null; [ $? = 1 ] || fail "missing db"
 set -e
 "$BIN" audit --help | grep -q checkpoint || fail "audit --help"
+"$BIN" audit bench --count 32 --dir "$T" | grep -q "group-commit writer" || fail "audit bench"
 for sub in verify show prove check-proof checkpoint bench; do
     "$BIN" audit $sub --help | grep -q "^usage: appliance audit $sub" || fail "$sub --help"
 done

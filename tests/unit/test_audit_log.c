@@ -1,5 +1,5 @@
 /* The audit log basics: schema, appends, canonical records, reads, guards. */
-#include "audit/audit.h"
+#include "test_audit_helpers.h"
 #include "testutil.h"
 
 #include <setjmp.h>
@@ -263,6 +263,68 @@ static void test_batch_is_all_or_nothing(void **state)
     audit_verify_result_free(&r);
 }
 
+static void set_future_ts(json_t *rec, unsigned long long seq)
+{
+    if (seq == 2)
+        json_object_set_new(rec, "ts", json_string("2999-01-01T00:00:00.000Z"));
+}
+
+static int keep_ts(const audit_entry *e, void *ctx)
+{
+    snprintf(ctx, AUDIT_TS_LEN + 1, "%s", e->ts);
+    return 0;
+}
+
+/* A clock behind the last entry (here: an entry from the future) never makes
+ * timestamps go backwards: the writer reuses the last time. */
+static void test_clock_behind_last_entry_is_clamped(void **state)
+{
+    fixture *f = *state;
+    char err[256], ts[AUDIT_TS_LEN + 1] = "";
+    append(f->log, AUDIT_KIND_INIT, "", "{}");
+    append(f->log, AUDIT_KIND_SESSION_START, "", "{}");
+    audit_close(f->log);
+    assert_int_equal(rechain(f->path, 2, set_future_ts), 0);
+    assert_int_equal(audit_open(&f->log, f->path, NULL, err, sizeof err), AUDIT_OK);
+    assert_int_equal(append(f->log, AUDIT_KIND_PROMPT, "r", "{}"), 3);
+    audit_filter last = {.seq_min = 3};
+    assert_int_equal(audit_query(f->log, &last, keep_ts, ts, err, sizeof err), AUDIT_OK);
+    assert_string_equal(ts, "2999-01-01T00:00:00.000Z");
+    assert_string_equal(c_verify(f->path, NULL, NULL).code, "ok");
+}
+
+static void test_checkpoint_interval_and_foreign_db(void **state)
+{
+    fixture *f = *state;
+    char err[256], other[4300];
+    uint64_t n = 99, seq;
+    uint8_t pk[32], sk[64];
+    char *note = NULL;
+    crypto_sign_keypair(pk, sk);
+    assert_int_equal(audit_entries_since_checkpoint(f->log, &n, err, sizeof err), AUDIT_OK);
+    assert_int_equal(n, 0);
+    append(f->log, AUDIT_KIND_INIT, "", "{}");
+    append(f->log, AUDIT_KIND_SESSION_START, "", "{}");
+    assert_int_equal(audit_entries_since_checkpoint(f->log, &n, err, sizeof err), AUDIT_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(audit_checkpoint_create(f->log, sk, "d", &note, &seq, err, sizeof err),
+                     AUDIT_OK);
+    free(note);
+    append(f->log, AUDIT_KIND_PROMPT, "r", "{}");
+    assert_int_equal(audit_entries_since_checkpoint(f->log, &n, err, sizeof err), AUDIT_OK);
+    assert_int_equal(n, 1);
+    /* create on somebody else's database refuses to add tables to it. */
+    snprintf(other, sizeof other, "%s/other.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(other, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE notes(x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    audit_log *log = NULL;
+    audit_open_opts o = {.create = 1};
+    assert_int_equal(audit_open(&log, other, &o, err, sizeof err), AUDIT_E_FORMAT);
+    assert_non_null(strstr(err, "another SQLite database"));
+}
+
 static void test_kind_names(void **state)
 {
     (void)state;
@@ -287,6 +349,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only_append_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_is_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_behind_last_entry_is_clamped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_interval_and_foreign_db, setup, teardown),
         cmocka_unit_test(test_kind_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

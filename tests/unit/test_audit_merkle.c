@@ -241,6 +241,87 @@ static void test_proof_against_checkpoint(void **state)
     free(note);
 }
 
+/* A parseable (unsigned: zero signature) note for size n of this log. */
+static char *craft_note(fixture *f, uint64_t n)
+{
+    uint8_t root[32], zero[68] = {0};
+    char err[256], b64root[64], b64zero[128], *note = malloc(1024);
+    assert_int_equal(audit_log_root(f->log, n, root, err, sizeof err), AUDIT_OK);
+    sodium_bin2base64(b64root, sizeof b64root, root, 32, sodium_base64_VARIANT_ORIGINAL);
+    sodium_bin2base64(b64zero, sizeof b64zero, zero, 68, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(note, 1024, "%s\n%llu\n%s\nchain-head %s\n\n\xe2\x80\x94 k %s\n",
+             audit_log_origin(f->log), (unsigned long long)n, b64root, b64root, b64zero);
+    return note;
+}
+
+static void test_every_consistency_proof_verifies(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    for (uint64_t m = 1; m <= 21; m++) {
+        char *old_note = craft_note(f, m);
+        for (uint64_t n = m; n <= 21; n++) {
+            char *new_note = craft_note(f, n), *proof = NULL;
+            assert_int_equal(
+                audit_prove_consistency(f->log, old_note, new_note, &proof, err, sizeof err),
+                AUDIT_OK);
+            if (audit_proof_verify(proof, strlen(proof), NULL, err, sizeof err) != AUDIT_OK)
+                fail_msg("consistency %llu -> %llu: %s", (unsigned long long)m,
+                         (unsigned long long)n, err);
+            /* Any changed path element breaks it. */
+            char *p = strstr(proof, "\"path\": [\n    \"");
+            if (p) {
+                p += 17;
+                *p = *p == 'a' ? 'b' : 'a';
+                assert_int_not_equal(
+                    audit_proof_verify(proof, strlen(proof), NULL, err, sizeof err), AUDIT_OK);
+            }
+            free(proof);
+            free(new_note);
+        }
+        free(old_note);
+    }
+}
+
+static void test_signed_consistency_and_rewritten_history(void **state)
+{
+    fixture *f = *state;
+    char err[256], *old_note = NULL, *new_note = NULL, *proof = NULL;
+    uint64_t seq;
+    assert_int_equal(audit_checkpoint_create(f->log, f->sk, "d", &old_note, &seq, err, sizeof err),
+                     AUDIT_OK);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(
+            audit_append(f->log, AUDIT_KIND_ERROR, "", "t", "{}", 2, NULL, NULL, err, sizeof err),
+            AUDIT_OK);
+    assert_int_equal(audit_checkpoint_create(f->log, f->sk, "d", &new_note, &seq, err, sizeof err),
+                     AUDIT_OK);
+    assert_int_equal(audit_prove_consistency(f->log, old_note, new_note, &proof, err, sizeof err),
+                     AUDIT_OK);
+    assert_int_equal(audit_proof_verify(proof, strlen(proof), f->pk, err, sizeof err), AUDIT_OK);
+    uint8_t pk2[32], sk2[64];
+    crypto_sign_keypair(pk2, sk2);
+    assert_int_not_equal(audit_proof_verify(proof, strlen(proof), pk2, err, sizeof err), AUDIT_OK);
+    free(proof);
+    /* A checkpoint whose root the log does not have cannot be extended. */
+    char *fake = craft_note(f, 10);
+    char *root = strchr(strchr(fake, '\n') + 1, '\n') + 1;
+    root[0] = root[0] == 'A' ? 'B' : 'A';
+    assert_int_equal(audit_prove_consistency(f->log, fake, NULL, &proof, err, sizeof err),
+                     AUDIT_E_CRYPTO);
+    /* Swapped roots do not verify at the Merkle level either. */
+    uint8_t r10[32], r20[32], path[1][32] = {{0}};
+    assert_int_equal(audit_log_root(f->log, 10, r10, err, sizeof err), AUDIT_OK);
+    assert_int_equal(audit_log_root(f->log, 20, r20, err, sizeof err), AUDIT_OK);
+    assert_int_not_equal(
+        audit_merkle_verify_consistency(10, 20, r20, r10, (const uint8_t(*)[32])path, 1), AUDIT_OK);
+    assert_int_not_equal(
+        audit_merkle_verify_consistency(20, 10, r20, r10, (const uint8_t(*)[32])path, 0), AUDIT_OK);
+    free(fake);
+    free(old_note);
+    free(new_note);
+}
+
 static void test_malformed_checkpoints_rejected(void **state)
 {
     (void)state;
@@ -270,6 +351,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tampered_proofs_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_format_and_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proof_against_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_consistency_proof_verifies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signed_consistency_and_rewritten_history, setup,
+                                        teardown),
         cmocka_unit_test(test_malformed_checkpoints_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
