@@ -747,6 +747,35 @@ static void test_single_pretty_envelope_is_one_record(void **state)
     free(pretty);
 }
 
+static void test_bundle_writers_match_the_reader(void **state)
+{
+    fixture *f = *state;
+    seen s;
+    attest_bundle_summary sum;
+    char err[512], path[4200], *key = NULL, *cp = NULL;
+    size_t len = 0;
+    assert_int_equal(attest_bundle_device_key_line(f->pk, &key, err, sizeof err), ATTEST_OK);
+    assert_int_equal(attest_bundle_checkpoint_line("good checkpoint", 15, &cp, err, sizeof err),
+                     ATTEST_OK);
+    /* The PEM inside is byte for byte the key file keygen wrote. */
+    snprintf(path, sizeof path, "%s/device.pub.pem", f->dir);
+    unsigned char *file = test_read_file(path, &len);
+    json_t *j = envelope_json(key);
+    assert_string_equal(json_string_value(json_object_get(j, "pem")), (const char *)file);
+    json_decref(j);
+    free(file);
+    char *text = join_lines((const char *[]){key, f->envelope, cp}, 3);
+    assert_int_equal(check_bundle(f, text, NULL, &s, &sum, err), ATTEST_OK);
+    assert_int_equal(sum.device_keys, 1);
+    assert_int_equal(sum.checkpoints, 1);
+    assert_int_equal(s.checkpoint_calls, 1);
+    free(text);
+    free(cp);
+    free(key);
+    assert_int_equal(attest_bundle_checkpoint_line("", 0, &cp, err, sizeof err), ATTEST_E_INVALID);
+    assert_null(cp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -774,6 +803,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bundle_rejects_foreign_keys_and_unknown_records, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_single_pretty_envelope_is_one_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bundle_writers_match_the_reader, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
