@@ -238,12 +238,21 @@ static attest_status check_checkpoint(json_t *rec, const attest_bundle_opts *o, 
     return ATTEST_OK;
 }
 
-/* Checks one record; names its type in *type. */
+/* What a bundle record is, and the name callers see for it. */
+typedef enum record_kind {
+    RECORD_ATTESTATION,
+    RECORD_DEVICE_KEY,
+    RECORD_CHECKPOINT,
+    RECORD_OTHER
+} record_kind;
+static const char *const RECORD_NAMES[] = {"attestation", "device_key", "checkpoint", "record"};
+
+/* Checks one record; says what kind it is in *kind. */
 static attest_status check_record(const bundle_record *r, const attest_bundle_opts *o,
-                                  const attest_expect *expect, const char **type,
+                                  const attest_expect *expect, record_kind *kind,
                                   attest_verified *v, char *err, size_t errlen)
 {
-    *type = "attestation";
+    *kind = RECORD_ATTESTATION;
     if (!r->json)
         return attest_fail(ATTEST_E_ENVELOPE, err, errlen, "not JSON: %s", r->why);
     if (!json_is_object(r->json))
@@ -251,30 +260,27 @@ static attest_status check_record(const bundle_record *r, const attest_bundle_op
     if (is_attestation(r->json))
         return verify_envelope_json(r->json, o->pk, expect, v, err, errlen);
     json_t *t = json_object_get(r->json, "type");
-    *type = "record";
+    *kind = RECORD_OTHER;
     if (!json_is_string(t))
         return attest_fail(ATTEST_E_BUNDLE, err, errlen, "record type is not a string");
     if (strcmp(json_string_value(t), "device_key") == 0) {
-        *type = "device_key";
+        *kind = RECORD_DEVICE_KEY;
         return check_device_key(r->json, o->pk, err, errlen);
     }
     if (strcmp(json_string_value(t), "checkpoint") == 0) {
-        *type = "checkpoint";
+        *kind = RECORD_CHECKPOINT;
         return check_checkpoint(r->json, o, err, errlen);
     }
     return attest_fail(ATTEST_E_BUNDLE, err, errlen, "unknown record type \"%.64s\"",
                        json_string_value(t));
 }
 
-static void count_record(attest_bundle_summary *s, const char *type)
+static void count_record(attest_bundle_summary *s, record_kind kind)
 {
     s->records++;
-    if (strcmp(type, "attestation") == 0)
-        s->attestations++;
-    else if (strcmp(type, "device_key") == 0)
-        s->device_keys++;
-    else if (strcmp(type, "checkpoint") == 0)
-        s->checkpoints++;
+    s->attestations += kind == RECORD_ATTESTATION;
+    s->device_keys += kind == RECORD_DEVICE_KEY;
+    s->checkpoints += kind == RECORD_CHECKPOINT;
 }
 
 /* Checks every record; the first failure (with its line) goes to err. */
@@ -287,13 +293,13 @@ static attest_status bundle_check_all(const bundle *b, const attest_bundle_opts 
         const bundle_record *r = &b->records[i];
         attest_verified v;
         char msg[512] = "";
-        const char *type = "attestation";
+        record_kind kind = RECORD_ATTESTATION;
         memset(&v, 0, sizeof v);
-        attest_status st = check_record(r, o, expect, &type, &v, msg, sizeof msg);
-        count_record(s, type);
+        attest_status st = check_record(r, o, expect, &kind, &v, msg, sizeof msg);
+        count_record(s, kind);
         if (o->on_record)
-            o->on_record(o->record_user, r->line, type, st, st == ATTEST_OK ? NULL : msg,
-                         strcmp(type, "attestation") == 0 ? &v : NULL);
+            o->on_record(o->record_user, r->line, RECORD_NAMES[kind], st,
+                         st == ATTEST_OK ? NULL : msg, kind == RECORD_ATTESTATION ? &v : NULL);
         if (st == ATTEST_OK)
             continue;
         s->failed++;
