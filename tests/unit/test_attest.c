@@ -548,6 +548,10 @@ static void test_generation_fields_are_checked_before_signing(void **state)
     assert_int_equal(attest_statement_json(&g, &json, NULL, err, sizeof err), ATTEST_E_INVALID);
     assert_non_null(strstr(err, "model name"));
     g = f->gen;
+    memset(g.sandbox.notes, 'x', sizeof g.sandbox.notes);
+    assert_int_equal(attest_statement_json(&g, &json, NULL, err, sizeof err), ATTEST_E_INVALID);
+    assert_non_null(strstr(err, "sandbox notes"));
+    g = f->gen;
     g.model_name = "bad \xff utf-8";
     assert_int_equal(attest_statement_json(&g, &json, NULL, err, sizeof err), ATTEST_E_INVALID);
     assert_null(json);
