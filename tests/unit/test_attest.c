@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,6 +297,38 @@ static void test_statement_bytes_are_canonical(void **state)
     assert_null(strchr(a, '\n'));
     free(a);
     free(b);
+}
+
+/* One binary32 value through statement, signature and verification. */
+static void assert_float_round_trips(fixture *f, float value)
+{
+    attest_generation g = f->gen;
+    attest_verified v;
+    char err[512];
+    g.sampling.top_p = value;
+    char *env = sign_generation(&g, f->sk);
+    assert_int_equal(verify(f, env, NULL, &v, err), ATTEST_OK);
+    if (memcmp(&v.sampling.top_p, &value, sizeof value) != 0)
+        fail_msg("%.9g came back as %.9g", (double)value, (double)v.sampling.top_p);
+    free(env);
+}
+
+static void test_sampling_reals_round_trip_exactly(void **state)
+{
+    fixture *f = *state;
+    static const float edges[] = {
+        0.0f,  -0.0f,      1.0f, 0.1f, 0.95f, 1e-45f, 1.17549435e-38f, 3.40282347e+38f,
+        -2.5f, 16777217.0f};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        assert_float_round_trips(f, edges[i]);
+    /* Random finite bit patterns. */
+    for (int i = 0; i < 300; i++) {
+        uint32_t bits = randombytes_random();
+        float value;
+        memcpy(&value, &bits, sizeof value);
+        if (isfinite(value))
+            assert_float_round_trips(f, value);
+    }
 }
 
 static void test_prompt_commitment_byte_order(void **state)
@@ -789,6 +822,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip_reads_every_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statement_bytes_are_canonical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prompt_commitment_byte_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sampling_reals_round_trip_exactly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prompt_commitment_rejects_one_character, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_output_digest_mismatch, setup, teardown),
