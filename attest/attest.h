@@ -181,6 +181,20 @@ int attest_statement_json(const attest_generation *g, char **json, size_t *json_
 int attest_sign_envelope(const uint8_t *payload, size_t payload_len, const uint8_t sk[64],
                          char **envelope, char *err, size_t errlen);
 
+/* ---- bundles ------------------------------------------------------------
+ * An exported bundle is JSON Lines (PREDICATE.md): the device key record,
+ * the envelopes (each a line as attest_sign_envelope writes it), and a
+ * signed audit checkpoint covering them. These build the two other records
+ * exactly as the verifier reads them; each *line is malloc'd, one line with
+ * no newline. */
+
+/* {"type":"device_key","fingerprint":HEX,"pem":"-----BEGIN PUBLIC KEY-----
+ * ..."}; the PEM is byte for byte what `openssl pkey -pubout` writes. */
+int attest_bundle_device_key_line(const uint8_t pk[32], char **line, char *err, size_t errlen);
+/* {"type":"checkpoint","note":TEXT} for a C2SP signed-note checkpoint. */
+int attest_bundle_checkpoint_line(const char *note, size_t note_len, char **line, char *err,
+                                  size_t errlen);
+
 /* ---- verifying --------------------------------------------------------- */
 
 /* Verifies one DSSE envelope with the Ed25519 public key pk, in order:

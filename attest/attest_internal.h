@@ -13,6 +13,14 @@
 #define ATTEST_MAX_ENVELOPE   (4u << 20) /* one envelope's JSON text */
 #define ATTEST_MAX_SIGNATURES 16
 
+/* RFC 8410: the DER SubjectPublicKeyInfo of an Ed25519 key is this fixed
+ * prefix followed by the 32 key bytes. */
+#define ATTEST_SPKI_PREFIX_LEN 12
+extern const uint8_t ATTEST_ED25519_SPKI_PREFIX[ATTEST_SPKI_PREFIX_LEN];
+
+#define ATTEST_PEM_BEGIN "-----BEGIN PUBLIC KEY-----"
+#define ATTEST_PEM_END   "-----END PUBLIC KEY-----"
+
 /* Writes one formatted sentence into err (when err is non-NULL) and returns
  * status, so a failure is reported in one statement. */
 attest_status attest_fail(attest_status status, char *err, size_t errlen, const char *fmt, ...)

@@ -7,10 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* RFC 8410: the DER SubjectPublicKeyInfo of an Ed25519 key is this fixed
- * prefix followed by the 32 key bytes. */
-static const uint8_t ED25519_SPKI_PREFIX[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
-                                                0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+const uint8_t ATTEST_ED25519_SPKI_PREFIX[ATTEST_SPKI_PREFIX_LEN] = {
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
 
 attest_status attest_fail(attest_status status, char *err, size_t errlen, const char *fmt, ...)
 {
@@ -48,9 +46,9 @@ const char *attest_status_name(attest_status s)
 
 void attest_key_fingerprint(const uint8_t pk[32], char hex[ATTEST_HEX_LEN])
 {
-    uint8_t der[sizeof ED25519_SPKI_PREFIX + 32], digest[crypto_hash_sha256_BYTES];
-    memcpy(der, ED25519_SPKI_PREFIX, sizeof ED25519_SPKI_PREFIX);
-    memcpy(der + sizeof ED25519_SPKI_PREFIX, pk, 32);
+    uint8_t der[ATTEST_SPKI_PREFIX_LEN + 32], digest[crypto_hash_sha256_BYTES];
+    memcpy(der, ATTEST_ED25519_SPKI_PREFIX, ATTEST_SPKI_PREFIX_LEN);
+    memcpy(der + ATTEST_SPKI_PREFIX_LEN, pk, 32);
     crypto_hash_sha256(digest, der, sizeof der);
     sodium_bin2hex(hex, ATTEST_HEX_LEN, digest, sizeof digest);
 }

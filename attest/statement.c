@@ -133,6 +133,9 @@ static const char *generation_bad_text(const attest_generation *g)
 /* Checks every field of g before anything is built. */
 static attest_status generation_check(const attest_generation *g, char *err, size_t errlen)
 {
+    /* sandbox_facts.notes is a fixed array: it must hold its terminator. */
+    if (!memchr(g->sandbox.notes, '\0', sizeof g->sandbox.notes))
+        return attest_fail(ATTEST_E_INVALID, err, errlen, "the sandbox notes are not terminated");
     const char *bad = generation_bad_text(g);
     if (bad)
         return attest_fail(ATTEST_E_INVALID, err, errlen, "the %s is missing or over %d bytes", bad,

@@ -105,6 +105,8 @@ typedef struct bundle {
     int json_lines; /* 0: the whole file was one JSON document */
 } bundle;
 
+/* Appends a record for line and parses text into it (a failure to parse is
+ * kept as the record's complaint). Returns -1 only when out of memory. */
 static int bundle_add(bundle *b, size_t line, const char *text, size_t len)
 {
     if (b->count == b->cap) {
@@ -119,10 +121,10 @@ static int bundle_add(bundle *b, size_t line, const char *text, size_t len)
     json_error_t jerr;
     r->line = line;
     r->why[0] = '\0';
-    r->json = len > ATTEST_MAX_ENVELOPE ? NULL : load_json(text, len, &jerr);
+    r->json = NULL;
     if (len > ATTEST_MAX_ENVELOPE)
         snprintf(r->why, sizeof r->why, "the record is over %u bytes", ATTEST_MAX_ENVELOPE);
-    else if (!r->json)
+    else if (!(r->json = load_json(text, len, &jerr)))
         snprintf(r->why, sizeof r->why, "%s (column %d)", jerr.text, jerr.column);
     return 0;
 }
@@ -142,13 +144,8 @@ static int bundle_split(const char *text, size_t len, bundle *b)
     json_error_t jerr;
     json_t *whole = len <= ATTEST_MAX_ENVELOPE ? load_json(text, len, &jerr) : NULL;
     if (whole) {
-        if (bundle_add(b, 1, "", 0) != 0) {
-            json_decref(whole);
-            return -1;
-        }
-        b->records[0].json = whole;
-        b->records[0].why[0] = '\0';
-        return 0;
+        json_decref(whole);
+        return bundle_add(b, 1, text, len);
     }
     b->json_lines = 1;
     size_t line = 1, start = 0;
@@ -178,22 +175,20 @@ static int is_attestation(json_t *rec)
 /* Reads "-----BEGIN PUBLIC KEY-----" PEM holding an Ed25519 SPKI. */
 static int pem_ed25519_public(const char *pem, uint8_t pk[32])
 {
-    static const char begin[] = "-----BEGIN PUBLIC KEY-----", end[] = "-----END PUBLIC KEY-----";
-    static const uint8_t prefix[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
-                                       0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
-    const char *b = strstr(pem, begin);
-    const char *e = b ? strstr(b, end) : NULL;
+    const char *b = strstr(pem, ATTEST_PEM_BEGIN);
+    const char *e = b ? strstr(b, ATTEST_PEM_END) : NULL;
     if (!b || !e)
         return -1;
-    b += sizeof begin - 1;
+    b += strlen(ATTEST_PEM_BEGIN);
     uint8_t der[64];
     size_t n = 0;
     const char *stop = NULL;
     if (sodium_base642bin(der, sizeof der, b, (size_t)(e - b), "\r\n", &n, &stop,
                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        stop != e || n != 44 || memcmp(der, prefix, sizeof prefix) != 0)
+        stop != e || n != ATTEST_SPKI_PREFIX_LEN + 32 ||
+        memcmp(der, ATTEST_ED25519_SPKI_PREFIX, ATTEST_SPKI_PREFIX_LEN) != 0)
         return -1;
-    memcpy(pk, der + 12, 32);
+    memcpy(pk, der + ATTEST_SPKI_PREFIX_LEN, 32);
     return 0;
 }
 
@@ -243,12 +238,21 @@ static attest_status check_checkpoint(json_t *rec, const attest_bundle_opts *o, 
     return ATTEST_OK;
 }
 
-/* Checks one record; names its type in *type. */
+/* What a bundle record is, and the name callers see for it. */
+typedef enum record_kind {
+    RECORD_ATTESTATION,
+    RECORD_DEVICE_KEY,
+    RECORD_CHECKPOINT,
+    RECORD_OTHER
+} record_kind;
+static const char *const RECORD_NAMES[] = {"attestation", "device_key", "checkpoint", "record"};
+
+/* Checks one record; says what kind it is in *kind. */
 static attest_status check_record(const bundle_record *r, const attest_bundle_opts *o,
-                                  const attest_expect *expect, const char **type,
+                                  const attest_expect *expect, record_kind *kind,
                                   attest_verified *v, char *err, size_t errlen)
 {
-    *type = "attestation";
+    *kind = RECORD_ATTESTATION;
     if (!r->json)
         return attest_fail(ATTEST_E_ENVELOPE, err, errlen, "not JSON: %s", r->why);
     if (!json_is_object(r->json))
@@ -256,30 +260,27 @@ static attest_status check_record(const bundle_record *r, const attest_bundle_op
     if (is_attestation(r->json))
         return verify_envelope_json(r->json, o->pk, expect, v, err, errlen);
     json_t *t = json_object_get(r->json, "type");
-    *type = "record";
+    *kind = RECORD_OTHER;
     if (!json_is_string(t))
         return attest_fail(ATTEST_E_BUNDLE, err, errlen, "record type is not a string");
     if (strcmp(json_string_value(t), "device_key") == 0) {
-        *type = "device_key";
+        *kind = RECORD_DEVICE_KEY;
         return check_device_key(r->json, o->pk, err, errlen);
     }
     if (strcmp(json_string_value(t), "checkpoint") == 0) {
-        *type = "checkpoint";
+        *kind = RECORD_CHECKPOINT;
         return check_checkpoint(r->json, o, err, errlen);
     }
     return attest_fail(ATTEST_E_BUNDLE, err, errlen, "unknown record type \"%.64s\"",
                        json_string_value(t));
 }
 
-static void count_record(attest_bundle_summary *s, const char *type)
+static void count_record(attest_bundle_summary *s, record_kind kind)
 {
     s->records++;
-    if (strcmp(type, "attestation") == 0)
-        s->attestations++;
-    else if (strcmp(type, "device_key") == 0)
-        s->device_keys++;
-    else if (strcmp(type, "checkpoint") == 0)
-        s->checkpoints++;
+    s->attestations += kind == RECORD_ATTESTATION;
+    s->device_keys += kind == RECORD_DEVICE_KEY;
+    s->checkpoints += kind == RECORD_CHECKPOINT;
 }
 
 /* Checks every record; the first failure (with its line) goes to err. */
@@ -292,13 +293,13 @@ static attest_status bundle_check_all(const bundle *b, const attest_bundle_opts 
         const bundle_record *r = &b->records[i];
         attest_verified v;
         char msg[512] = "";
-        const char *type = "attestation";
+        record_kind kind = RECORD_ATTESTATION;
         memset(&v, 0, sizeof v);
-        attest_status st = check_record(r, o, expect, &type, &v, msg, sizeof msg);
-        count_record(s, type);
+        attest_status st = check_record(r, o, expect, &kind, &v, msg, sizeof msg);
+        count_record(s, kind);
         if (o->on_record)
-            o->on_record(o->record_user, r->line, type, st, st == ATTEST_OK ? NULL : msg,
-                         strcmp(type, "attestation") == 0 ? &v : NULL);
+            o->on_record(o->record_user, r->line, RECORD_NAMES[kind], st,
+                         st == ATTEST_OK ? NULL : msg, kind == RECORD_ATTESTATION ? &v : NULL);
         if (st == ATTEST_OK)
             continue;
         s->failed++;

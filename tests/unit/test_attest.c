@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,6 +299,38 @@ static void test_statement_bytes_are_canonical(void **state)
     free(b);
 }
 
+/* One binary32 value through statement, signature and verification. */
+static void assert_float_round_trips(fixture *f, float value)
+{
+    attest_generation g = f->gen;
+    attest_verified v;
+    char err[512];
+    g.sampling.top_p = value;
+    char *env = sign_generation(&g, f->sk);
+    assert_int_equal(verify(f, env, NULL, &v, err), ATTEST_OK);
+    if (memcmp(&v.sampling.top_p, &value, sizeof value) != 0)
+        fail_msg("%.9g came back as %.9g", (double)value, (double)v.sampling.top_p);
+    free(env);
+}
+
+static void test_sampling_reals_round_trip_exactly(void **state)
+{
+    fixture *f = *state;
+    static const float edges[] = {
+        0.0f,  -0.0f,      1.0f, 0.1f, 0.95f, 1e-45f, 1.17549435e-38f, 3.40282347e+38f,
+        -2.5f, 16777217.0f};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        assert_float_round_trips(f, edges[i]);
+    /* Random finite bit patterns. */
+    for (int i = 0; i < 300; i++) {
+        uint32_t bits = randombytes_random();
+        float value;
+        memcpy(&value, &bits, sizeof value);
+        if (isfinite(value))
+            assert_float_round_trips(f, value);
+    }
+}
+
 static void test_prompt_commitment_byte_order(void **state)
 {
     fixture *f = *state;
@@ -548,6 +581,10 @@ static void test_generation_fields_are_checked_before_signing(void **state)
     assert_int_equal(attest_statement_json(&g, &json, NULL, err, sizeof err), ATTEST_E_INVALID);
     assert_non_null(strstr(err, "model name"));
     g = f->gen;
+    memset(g.sandbox.notes, 'x', sizeof g.sandbox.notes);
+    assert_int_equal(attest_statement_json(&g, &json, NULL, err, sizeof err), ATTEST_E_INVALID);
+    assert_non_null(strstr(err, "sandbox notes"));
+    g = f->gen;
     g.model_name = "bad \xff utf-8";
     assert_int_equal(attest_statement_json(&g, &json, NULL, err, sizeof err), ATTEST_E_INVALID);
     assert_null(json);
@@ -747,6 +784,35 @@ static void test_single_pretty_envelope_is_one_record(void **state)
     free(pretty);
 }
 
+static void test_bundle_writers_match_the_reader(void **state)
+{
+    fixture *f = *state;
+    seen s;
+    attest_bundle_summary sum;
+    char err[512], path[4200], *key = NULL, *cp = NULL;
+    size_t len = 0;
+    assert_int_equal(attest_bundle_device_key_line(f->pk, &key, err, sizeof err), ATTEST_OK);
+    assert_int_equal(attest_bundle_checkpoint_line("good checkpoint", 15, &cp, err, sizeof err),
+                     ATTEST_OK);
+    /* The PEM inside is byte for byte the key file keygen wrote. */
+    snprintf(path, sizeof path, "%s/device.pub.pem", f->dir);
+    unsigned char *file = test_read_file(path, &len);
+    json_t *j = envelope_json(key);
+    assert_string_equal(json_string_value(json_object_get(j, "pem")), (const char *)file);
+    json_decref(j);
+    free(file);
+    char *text = join_lines((const char *[]){key, f->envelope, cp}, 3);
+    assert_int_equal(check_bundle(f, text, NULL, &s, &sum, err), ATTEST_OK);
+    assert_int_equal(sum.device_keys, 1);
+    assert_int_equal(sum.checkpoints, 1);
+    assert_int_equal(s.checkpoint_calls, 1);
+    free(text);
+    free(cp);
+    free(key);
+    assert_int_equal(attest_bundle_checkpoint_line("", 0, &cp, err, sizeof err), ATTEST_E_INVALID);
+    assert_null(cp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -756,6 +822,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip_reads_every_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statement_bytes_are_canonical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prompt_commitment_byte_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sampling_reals_round_trip_exactly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prompt_commitment_rejects_one_character, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_output_digest_mismatch, setup, teardown),
@@ -774,6 +841,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bundle_rejects_foreign_keys_and_unknown_records, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_single_pretty_envelope_is_one_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bundle_writers_match_the_reader, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
