@@ -33,8 +33,8 @@ int key_kind_parse(const char *name, key_kind *kind);
 
 /* Generates a fresh pair of the given kind into dir (which must exist).
  * Refuses to replace existing files unless force is set. On success writes
- * the fingerprint and the two paths (each buffer at least 4096 bytes, or
- * NULL). */
+ * the fingerprint and the two paths (each buffer at least 4096 bytes); any
+ * of the three may be NULL. */
 int keys_generate(key_kind kind, const char *dir, int force, char fingerprint[KEY_FINGERPRINT_HEX],
                   char *secret_path, char *public_path, char *err, size_t errlen);
 
