@@ -292,6 +292,21 @@ int audit_content_encode(audit_content_mode mode, const uint8_t *reviewer_pk, co
 int audit_content_decode(const char *content_json, size_t len, const uint8_t *reviewer_pk,
                          const uint8_t *reviewer_sk, char **out_text, size_t *out_len, char *err,
                          size_t errlen);
+/* Write-ahead helpers for generate. The body is the caller's metadata object
+ * (model digest, policy digest, sampling parameters, seed for a prompt;
+ * token ids/count, finish reason, timings for an output; no "content" key)
+ * plus "content": the text encoded in `mode`. audit_append_prompt must
+ * succeed before the engine sees the prompt; audit_append_output after it
+ * finishes. Both are durable on AUDIT_OK and fail closed otherwise. */
+int audit_append_prompt(audit_log *log, const char *request_id, const char *actor,
+                        audit_content_mode mode, const uint8_t *reviewer_pk, const char *text,
+                        size_t text_len, const char *meta_json, uint64_t *out_seq,
+                        uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen);
+int audit_append_output(audit_log *log, const char *request_id, const char *actor,
+                        audit_content_mode mode, const uint8_t *reviewer_pk, const char *text,
+                        size_t text_len, const char *meta_json, uint64_t *out_seq,
+                        uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen);
+
 /* Returns AUDIT_OK when `text` opens the digest commitment, AUDIT_E_CRYPTO
  * when it does not. */
 int audit_content_check_digest(const char *content_json, size_t len, const char *text,

@@ -188,3 +188,63 @@ int audit_content_check_digest(const char *content_json, size_t len, const char 
     json_decref(o);
     return rc;
 }
+
+/* Metadata object + "content": the body of a prompt or output entry. */
+static char *content_body(audit_content_mode mode, const uint8_t *pk, const char *text, size_t len,
+                          const char *meta_json, char *err, size_t errlen)
+{
+    char *content = NULL;
+    if (audit_content_encode(mode, pk, text, len, &content, err, errlen) != AUDIT_OK)
+        return NULL;
+    const char *meta = meta_json ? meta_json : "{}";
+    json_t *body = canon_parse_object(meta, strlen(meta), err, errlen);
+    json_t *c = json_loads(content, 0, NULL);
+    free(content);
+    char *out = NULL;
+    if (body && json_object_get(body, "content"))
+        audit_fail(err, errlen, AUDIT_E_INVALID,
+                   "audit append: metadata must not have a 'content' key");
+    else if (body && c && json_object_set(body, "content", c) == 0)
+        out = json_dumps(body, JSON_COMPACT);
+    json_decref(c);
+    json_decref(body);
+    return out;
+}
+
+static int append_with_content(audit_log *log, audit_kind kind, const char *request_id,
+                               const char *actor, audit_content_mode mode, const uint8_t *pk,
+                               const char *text, size_t len, const char *meta_json,
+                               uint64_t *out_seq, uint8_t out_hash[AUDIT_HASH_LEN], char *err,
+                               size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    char *body = content_body(mode, pk, text, len, meta_json, err, errlen);
+    if (!body)
+        return err && err[0]
+                   ? AUDIT_E_INVALID
+                   : audit_fail(err, errlen, AUDIT_E_NOMEM, "audit append: out of memory");
+    int rc = audit_append(log, kind, request_id, actor, body, strlen(body), out_seq, out_hash, err,
+                          errlen);
+    sodium_memzero(body, strlen(body)); /* in plaintext mode it holds the text */
+    free(body);
+    return rc;
+}
+
+int audit_append_prompt(audit_log *log, const char *request_id, const char *actor,
+                        audit_content_mode mode, const uint8_t *reviewer_pk, const char *text,
+                        size_t text_len, const char *meta_json, uint64_t *out_seq,
+                        uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen)
+{
+    return append_with_content(log, AUDIT_KIND_PROMPT, request_id, actor, mode, reviewer_pk, text,
+                               text_len, meta_json, out_seq, out_hash, err, errlen);
+}
+
+int audit_append_output(audit_log *log, const char *request_id, const char *actor,
+                        audit_content_mode mode, const uint8_t *reviewer_pk, const char *text,
+                        size_t text_len, const char *meta_json, uint64_t *out_seq,
+                        uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen)
+{
+    return append_with_content(log, AUDIT_KIND_OUTPUT, request_id, actor, mode, reviewer_pk, text,
+                               text_len, meta_json, out_seq, out_hash, err, errlen);
+}
