@@ -9,13 +9,13 @@
 #define DIGEST_ALG "sha256(salt||text)"
 #define SALT_LEN   32
 
-static const char *const mode_names[] = {"plaintext", "sealed", "digest"};
+static const char *const mode_names[] = {"sealed", "plaintext", "digest"}; /* by value */
 
-int audit_content_mode_from_name(const char *name, audit_content_mode *out)
+int audit_store_mode_from_name(const char *name, audit_store_mode *out)
 {
     for (int i = 0; i < 3; i++) {
         if (name && strcmp(name, mode_names[i]) == 0) {
-            *out = (audit_content_mode)i;
+            *out = (audit_store_mode)i;
             return AUDIT_OK;
         }
     }
@@ -72,22 +72,22 @@ static json_t *encode_digest(const char *text, size_t len)
                      salthex, "digest", dhex, "length", (json_int_t)len);
 }
 
-int audit_content_encode(audit_content_mode mode, const uint8_t *reviewer_pk, const char *text,
+int audit_content_encode(audit_store_mode mode, const uint8_t *reviewer_pk, const char *text,
                          size_t len, char **out_json, char *err, size_t errlen)
 {
     *out_json = NULL;
     json_t *o = NULL;
-    if (mode == AUDIT_CONTENT_PLAINTEXT) {
+    if (mode == AUDIT_STORE_PLAINTEXT) {
         o = json_pack("{s:s, s:s%}", "mode", "plaintext", "text", text, len);
         if (!o)
             return audit_fail(err, errlen, AUDIT_E_INVALID,
                               "audit content: plaintext must be UTF-8 without NUL bytes");
-    } else if (mode == AUDIT_CONTENT_SEALED) {
+    } else if (mode == AUDIT_STORE_SEALED) {
         if (!reviewer_pk)
             return audit_fail(err, errlen, AUDIT_E_INVALID,
                               "audit content: sealed mode needs the reviewer public key");
         o = encode_sealed(reviewer_pk, text, len);
-    } else if (mode == AUDIT_CONTENT_DIGEST) {
+    } else if (mode == AUDIT_STORE_DIGEST) {
         o = encode_digest(text, len);
     } else {
         return audit_fail(err, errlen, AUDIT_E_INVALID, "audit content: unknown mode %d",
@@ -190,7 +190,7 @@ int audit_content_check_digest(const char *content_json, size_t len, const char 
 }
 
 /* Metadata object + "content": the body of a prompt or output entry. */
-static char *content_body(audit_content_mode mode, const uint8_t *pk, const char *text, size_t len,
+static char *content_body(audit_store_mode mode, const uint8_t *pk, const char *text, size_t len,
                           const char *meta_json, char *err, size_t errlen)
 {
     char *content = NULL;
@@ -212,7 +212,7 @@ static char *content_body(audit_content_mode mode, const uint8_t *pk, const char
 }
 
 static int append_with_content(audit_log *log, audit_kind kind, const char *request_id,
-                               const char *actor, audit_content_mode mode, const uint8_t *pk,
+                               const char *actor, audit_store_mode mode, const uint8_t *pk,
                                const char *text, size_t len, const char *meta_json,
                                uint64_t *out_seq, uint8_t out_hash[AUDIT_HASH_LEN], char *err,
                                size_t errlen)
@@ -232,7 +232,7 @@ static int append_with_content(audit_log *log, audit_kind kind, const char *requ
 }
 
 int audit_append_prompt(audit_log *log, const char *request_id, const char *actor,
-                        audit_content_mode mode, const uint8_t *reviewer_pk, const char *text,
+                        audit_store_mode mode, const uint8_t *reviewer_pk, const char *text,
                         size_t text_len, const char *meta_json, uint64_t *out_seq,
                         uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen)
 {
@@ -241,7 +241,7 @@ int audit_append_prompt(audit_log *log, const char *request_id, const char *acto
 }
 
 int audit_append_output(audit_log *log, const char *request_id, const char *actor,
-                        audit_content_mode mode, const uint8_t *reviewer_pk, const char *text,
+                        audit_store_mode mode, const uint8_t *reviewer_pk, const char *text,
                         size_t text_len, const char *meta_json, uint64_t *out_seq,
                         uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen)
 {
