@@ -191,6 +191,14 @@ static void test_meta_log_id_edit(void **state)
                                 " WHERE key = 'log_id'"),
                      0);
     expect_both(f, NULL, NULL, NULL, NULL, "column", 1, "meta log_id edit");
+    /* Another format version: the C library refuses to open it, Python says "meta". */
+    fresh_copy(f);
+    assert_int_equal(
+        attack_sql(f->work, "UPDATE meta SET value = '2' WHERE key = 'format_version'"), 0);
+    assert_string_equal(c_verify(f->work, NULL, NULL).code, "open");
+    verdict p = py_verify(f->work, NULL, NULL);
+    assert_string_equal(p.code, "meta");
+    assert_false(p.ok);
 }
 
 static void test_delete_and_swap_rows(void **state)
