@@ -60,13 +60,15 @@ typedef struct audit_log audit_log;
 
 typedef struct audit_open_opts {
     int create;          /* create the file and schema when absent */
-    int read_only;       /* open read-only (verify, show without recording) */
+    int read_only;       /* open read-only (verify, prove); appends then fail */
     int busy_timeout_ms; /* how long a writer waits for the lock; 0 means 5000 */
 } audit_open_opts;
 
 /* Opens (and with opts->create, creates) the log at `path`. Sets WAL,
  * synchronous=FULL, foreign_keys, secure_delete on the connection and checks
- * the format version. On success *out owns the handle (audit_close). */
+ * the format version. Creating refuses a file that is another SQLite
+ * database. A read-only open of a copy on read-only media falls back to
+ * SQLite's immutable mode. On success *out owns the handle (audit_close). */
 int audit_open(audit_log **out, const char *path, const audit_open_opts *opts, char *err,
                size_t errlen);
 void audit_close(audit_log *log);
