@@ -60,13 +60,15 @@ typedef struct audit_log audit_log;
 
 typedef struct audit_open_opts {
     int create;          /* create the file and schema when absent */
-    int read_only;       /* open read-only (verify, show without recording) */
+    int read_only;       /* open read-only (verify, prove); appends then fail */
     int busy_timeout_ms; /* how long a writer waits for the lock; 0 means 5000 */
 } audit_open_opts;
 
 /* Opens (and with opts->create, creates) the log at `path`. Sets WAL,
  * synchronous=FULL, foreign_keys, secure_delete on the connection and checks
- * the format version. On success *out owns the handle (audit_close). */
+ * the format version. Creating refuses a file that is another SQLite
+ * database. A read-only open of a copy on read-only media falls back to
+ * SQLite's immutable mode. On success *out owns the handle (audit_close). */
 int audit_open(audit_log **out, const char *path, const audit_open_opts *opts, char *err,
                size_t errlen);
 void audit_close(audit_log *log);
@@ -274,17 +276,20 @@ int audit_merkle_verify_consistency(uint64_t first, uint64_t second,
 
 /* ---- content modes ---- */
 
-typedef enum audit_content_mode {
-    AUDIT_CONTENT_PLAINTEXT,
-    AUDIT_CONTENT_SEALED, /* crypto_box_seal to the reviewer's X25519 key */
-    AUDIT_CONTENT_DIGEST, /* salted SHA-256 commitment only */
-} audit_content_mode;
+/* How prompt/output text is stored (the policy's "audit.content"). The
+ * values equal policy.h's audit_content_mode, so the policy setting maps
+ * one to one; the names differ so both headers can be included together. */
+typedef enum audit_store_mode {
+    AUDIT_STORE_SEALED = 0,    /* crypto_box_seal to the reviewer's X25519 key */
+    AUDIT_STORE_PLAINTEXT = 1, /* the text itself */
+    AUDIT_STORE_DIGEST = 2,    /* salted SHA-256 commitment only */
+} audit_store_mode;
 
-int audit_content_mode_from_name(const char *name, audit_content_mode *out);
+int audit_store_mode_from_name(const char *name, audit_store_mode *out);
 
 /* Encodes a prompt/output text as the JSON object to put under a body key
  * (e.g. "content"). Sealed mode needs reviewer_pk. *out_json is malloc'd. */
-int audit_content_encode(audit_content_mode mode, const uint8_t *reviewer_pk, const char *text,
+int audit_content_encode(audit_store_mode mode, const uint8_t *reviewer_pk, const char *text,
                          size_t len, char **out_json, char *err, size_t errlen);
 /* Recovers the text from an encoded content object: plaintext directly,
  * sealed only with the reviewer key pair; digest mode has no text
@@ -292,6 +297,21 @@ int audit_content_encode(audit_content_mode mode, const uint8_t *reviewer_pk, co
 int audit_content_decode(const char *content_json, size_t len, const uint8_t *reviewer_pk,
                          const uint8_t *reviewer_sk, char **out_text, size_t *out_len, char *err,
                          size_t errlen);
+/* Write-ahead helpers for generate. The body is the caller's metadata object
+ * (model digest, policy digest, sampling parameters, seed for a prompt;
+ * token ids/count, finish reason, timings for an output; no "content" key)
+ * plus "content": the text encoded in `mode`. audit_append_prompt must
+ * succeed before the engine sees the prompt; audit_append_output after it
+ * finishes. Both are durable on AUDIT_OK and fail closed otherwise. */
+int audit_append_prompt(audit_log *log, const char *request_id, const char *actor,
+                        audit_store_mode mode, const uint8_t *reviewer_pk, const char *text,
+                        size_t text_len, const char *meta_json, uint64_t *out_seq,
+                        uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen);
+int audit_append_output(audit_log *log, const char *request_id, const char *actor,
+                        audit_store_mode mode, const uint8_t *reviewer_pk, const char *text,
+                        size_t text_len, const char *meta_json, uint64_t *out_seq,
+                        uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen);
+
 /* Returns AUDIT_OK when `text` opens the digest commitment, AUDIT_E_CRYPTO
  * when it does not. */
 int audit_content_check_digest(const char *content_json, size_t len, const char *text,

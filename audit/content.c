@@ -9,13 +9,13 @@
 #define DIGEST_ALG "sha256(salt||text)"
 #define SALT_LEN   32
 
-static const char *const mode_names[] = {"plaintext", "sealed", "digest"};
+static const char *const mode_names[] = {"sealed", "plaintext", "digest"}; /* by value */
 
-int audit_content_mode_from_name(const char *name, audit_content_mode *out)
+int audit_store_mode_from_name(const char *name, audit_store_mode *out)
 {
     for (int i = 0; i < 3; i++) {
         if (name && strcmp(name, mode_names[i]) == 0) {
-            *out = (audit_content_mode)i;
+            *out = (audit_store_mode)i;
             return AUDIT_OK;
         }
     }
@@ -72,22 +72,22 @@ static json_t *encode_digest(const char *text, size_t len)
                      salthex, "digest", dhex, "length", (json_int_t)len);
 }
 
-int audit_content_encode(audit_content_mode mode, const uint8_t *reviewer_pk, const char *text,
+int audit_content_encode(audit_store_mode mode, const uint8_t *reviewer_pk, const char *text,
                          size_t len, char **out_json, char *err, size_t errlen)
 {
     *out_json = NULL;
     json_t *o = NULL;
-    if (mode == AUDIT_CONTENT_PLAINTEXT) {
+    if (mode == AUDIT_STORE_PLAINTEXT) {
         o = json_pack("{s:s, s:s%}", "mode", "plaintext", "text", text, len);
         if (!o)
             return audit_fail(err, errlen, AUDIT_E_INVALID,
                               "audit content: plaintext must be UTF-8 without NUL bytes");
-    } else if (mode == AUDIT_CONTENT_SEALED) {
+    } else if (mode == AUDIT_STORE_SEALED) {
         if (!reviewer_pk)
             return audit_fail(err, errlen, AUDIT_E_INVALID,
                               "audit content: sealed mode needs the reviewer public key");
         o = encode_sealed(reviewer_pk, text, len);
-    } else if (mode == AUDIT_CONTENT_DIGEST) {
+    } else if (mode == AUDIT_STORE_DIGEST) {
         o = encode_digest(text, len);
     } else {
         return audit_fail(err, errlen, AUDIT_E_INVALID, "audit content: unknown mode %d",
@@ -187,4 +187,64 @@ int audit_content_check_digest(const char *content_json, size_t len, const char 
     }
     json_decref(o);
     return rc;
+}
+
+/* Metadata object + "content": the body of a prompt or output entry. */
+static char *content_body(audit_store_mode mode, const uint8_t *pk, const char *text, size_t len,
+                          const char *meta_json, char *err, size_t errlen)
+{
+    char *content = NULL;
+    if (audit_content_encode(mode, pk, text, len, &content, err, errlen) != AUDIT_OK)
+        return NULL;
+    const char *meta = meta_json ? meta_json : "{}";
+    json_t *body = canon_parse_object(meta, strlen(meta), err, errlen);
+    json_t *c = json_loads(content, 0, NULL);
+    free(content);
+    char *out = NULL;
+    if (body && json_object_get(body, "content"))
+        audit_fail(err, errlen, AUDIT_E_INVALID,
+                   "audit append: metadata must not have a 'content' key");
+    else if (body && c && json_object_set(body, "content", c) == 0)
+        out = json_dumps(body, JSON_COMPACT);
+    json_decref(c);
+    json_decref(body);
+    return out;
+}
+
+static int append_with_content(audit_log *log, audit_kind kind, const char *request_id,
+                               const char *actor, audit_store_mode mode, const uint8_t *pk,
+                               const char *text, size_t len, const char *meta_json,
+                               uint64_t *out_seq, uint8_t out_hash[AUDIT_HASH_LEN], char *err,
+                               size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    char *body = content_body(mode, pk, text, len, meta_json, err, errlen);
+    if (!body)
+        return err && err[0]
+                   ? AUDIT_E_INVALID
+                   : audit_fail(err, errlen, AUDIT_E_NOMEM, "audit append: out of memory");
+    int rc = audit_append(log, kind, request_id, actor, body, strlen(body), out_seq, out_hash, err,
+                          errlen);
+    sodium_memzero(body, strlen(body)); /* in plaintext mode it holds the text */
+    free(body);
+    return rc;
+}
+
+int audit_append_prompt(audit_log *log, const char *request_id, const char *actor,
+                        audit_store_mode mode, const uint8_t *reviewer_pk, const char *text,
+                        size_t text_len, const char *meta_json, uint64_t *out_seq,
+                        uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen)
+{
+    return append_with_content(log, AUDIT_KIND_PROMPT, request_id, actor, mode, reviewer_pk, text,
+                               text_len, meta_json, out_seq, out_hash, err, errlen);
+}
+
+int audit_append_output(audit_log *log, const char *request_id, const char *actor,
+                        audit_store_mode mode, const uint8_t *reviewer_pk, const char *text,
+                        size_t text_len, const char *meta_json, uint64_t *out_seq,
+                        uint8_t out_hash[AUDIT_HASH_LEN], char *err, size_t errlen)
+{
+    return append_with_content(log, AUDIT_KIND_OUTPUT, request_id, actor, mode, reviewer_pk, text,
+                               text_len, meta_json, out_seq, out_hash, err, errlen);
 }

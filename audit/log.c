@@ -206,6 +206,46 @@ static int schema_present(audit_log *log)
     return present;
 }
 
+/* Opens, configures and checks one connection; on failure log->db is
+ * closed again. `name` is a path, or a file: URI when flags has URI. */
+static int open_connection(audit_log *log, const char *name, int flags, const audit_open_opts *o,
+                           char *err, size_t errlen)
+{
+    int rc = sqlite3_open_v2(name, &log->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rc = audit_fail(err, errlen, AUDIT_E_IO, "audit log %s: cannot open: %s", name,
+                        log->db ? sqlite3_errmsg(log->db) : sqlite3_errstr(rc));
+    } else {
+        rc = configure_connection(log, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000, err,
+                                  errlen);
+        if (rc == AUDIT_OK && o->create && !o->read_only && !schema_present(log))
+            rc = create_schema(log, err, errlen);
+        if (rc == AUDIT_OK)
+            rc = check_meta(log, err, errlen);
+    }
+    if (rc != AUDIT_OK) {
+        sqlite3_close(log->db);
+        log->db = NULL;
+    }
+    return rc;
+}
+
+/* "file:" URI for path with immutable=1: reads a WAL-mode copy on read-only
+ * media, where SQLite cannot create the -shm file. NULL when too long. */
+static char *immutable_uri(const char *path)
+{
+    abuf b = {0};
+    abuf_puts(&b, "file:");
+    for (const char *p = path; *p; p++) {
+        if (*p == '%' || *p == '?' || *p == '#')
+            abuf_printf(&b, "%%%02X", (unsigned char)*p);
+        else
+            abuf_put(&b, p, 1);
+    }
+    abuf_puts(&b, "?immutable=1");
+    return abuf_take(&b, NULL);
+}
+
 int audit_open(audit_log **out, const char *path, const audit_open_opts *opts, char *err,
                size_t errlen)
 {
@@ -224,19 +264,14 @@ int audit_open(audit_log **out, const char *path, const audit_open_opts *opts, c
     log->read_only = opts->read_only;
     int flags = opts->read_only ? SQLITE_OPEN_READONLY
                                 : SQLITE_OPEN_READWRITE | (opts->create ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(path, &log->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        rc = audit_fail(err, errlen, AUDIT_E_IO, "audit log %s: cannot open: %s", path,
-                        log->db ? sqlite3_errmsg(log->db) : sqlite3_errstr(rc));
-        audit_close(log);
-        return rc;
+    int rc = open_connection(log, path, flags, opts, err, errlen);
+    if (rc == AUDIT_E_IO && opts->read_only) {
+        /* A copy on read-only media: nobody writes it, so read it as immutable. */
+        char *uri = immutable_uri(path);
+        if (uri)
+            rc = open_connection(log, uri, flags | SQLITE_OPEN_URI, opts, err, errlen);
+        free(uri);
     }
-    rc = configure_connection(log, opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000, err,
-                              errlen);
-    if (rc == AUDIT_OK && opts->create && !opts->read_only && !schema_present(log))
-        rc = create_schema(log, err, errlen);
-    if (rc == AUDIT_OK)
-        rc = check_meta(log, err, errlen);
     if (rc != AUDIT_OK) {
         audit_close(log);
         return rc;

@@ -118,8 +118,15 @@ def check_checkpoint_entry(seq, body, origin, tree, prev, keys):
     keys.append(pk)
 
 def verify(db, checkpoint=None, pubkey=None):
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    meta = dict(con.execute("SELECT key, value FROM meta"))
+    quoted = db.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    try:
+        con = sqlite3.connect(f"file:{quoted}?mode=ro", uri=True)
+        meta = dict(con.execute("SELECT key, value FROM meta"))
+    except sqlite3.OperationalError:  # a WAL-mode copy on read-only media
+        con = sqlite3.connect(f"file:{quoted}?immutable=1", uri=True)
+        meta = dict(con.execute("SELECT key, value FROM meta"))
+    if (meta.get("format"), meta.get("format_version")) != ("appliance-audit", "1"):
+        raise Bad(0, "meta", "not an appliance audit log of format version 1")
     log_id, origin = meta["log_id"], f"appliance.audit/{meta['log_id']}/sha3-256"
     prev, last_ts, hashes, prompts, closed, keys, tree = bytes(32), "", [], [], {}, [], CompactRange()
     rows = con.execute("SELECT seq, ts, kind, request_id, actor, record, prev_hash, hash FROM entries ORDER BY seq")

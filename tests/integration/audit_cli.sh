@@ -49,6 +49,11 @@ grep -q "incomplete: request req-2" "$T/out" || fail "req-2 should be incomplete
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and d["entries"]==5 and d["incomplete"]==["req-2"], d' "$T/out.json" \
     || fail "verify --json"
 
+# Without --db the log is <home>/audit/audit.db.
+mkdir -p "$T/home/audit" && cp "$T/a.db" "$T/home/audit/audit.db"
+APPLIANCE_HOME="$T/home" "$BIN" audit verify | grep -q "OK, 5 entries" || fail "default db in the home"
+"$BIN" --home "$T/home" audit verify | grep -q "OK, 5 entries" || fail "--home before audit"
+
 # 2. Checkpoint with a device key made by openssl; stored in the log, printed.
 openssl genpkey -algorithm ed25519 -out "$T/device.pem" 2>/dev/null
 openssl pkey -in "$T/device.pem" -pubout -out "$T/device.pub.pem"

@@ -21,7 +21,7 @@ static void test_sealed_round_trip_only_with_reviewer_key(void **state)
     assert_true(sodium_init() >= 0);
     crypto_box_keypair(rpk, rsk);
     crypto_box_keypair(opk, osk);
-    assert_int_equal(audit_content_encode(AUDIT_CONTENT_SEALED, rpk, prompt, strlen(prompt), &json,
+    assert_int_equal(audit_content_encode(AUDIT_STORE_SEALED, rpk, prompt, strlen(prompt), &json,
                                           err, sizeof err),
                      AUDIT_OK);
     assert_null(strstr(json, "malignancy"));
@@ -39,7 +39,7 @@ static void test_sealed_round_trip_only_with_reviewer_key(void **state)
     assert_string_equal(text, prompt);
     free(text);
     free(json);
-    assert_int_equal(audit_content_encode(AUDIT_CONTENT_SEALED, NULL, prompt, strlen(prompt), &json,
+    assert_int_equal(audit_content_encode(AUDIT_STORE_SEALED, NULL, prompt, strlen(prompt), &json,
                                           err, sizeof err),
                      AUDIT_E_INVALID);
 }
@@ -49,7 +49,7 @@ static void test_digest_commitment(void **state)
     (void)state;
     char err[256], *json = NULL, *json2 = NULL, *text = NULL;
     size_t len;
-    assert_int_equal(audit_content_encode(AUDIT_CONTENT_DIGEST, NULL, prompt, strlen(prompt), &json,
+    assert_int_equal(audit_content_encode(AUDIT_STORE_DIGEST, NULL, prompt, strlen(prompt), &json,
                                           err, sizeof err),
                      AUDIT_OK);
     assert_null(strstr(json, "malignancy"));
@@ -62,8 +62,8 @@ static void test_digest_commitment(void **state)
         audit_content_decode(json, strlen(json), NULL, NULL, &text, &len, err, sizeof err),
         AUDIT_E_INVALID);
     /* Salted: the same text gives a different commitment each time. */
-    assert_int_equal(audit_content_encode(AUDIT_CONTENT_DIGEST, NULL, prompt, strlen(prompt),
-                                          &json2, err, sizeof err),
+    assert_int_equal(audit_content_encode(AUDIT_STORE_DIGEST, NULL, prompt, strlen(prompt), &json2,
+                                          err, sizeof err),
                      AUDIT_OK);
     assert_string_not_equal(json, json2);
     free(json);
@@ -75,7 +75,7 @@ static void test_plaintext(void **state)
     (void)state;
     char err[256], *json = NULL, *text = NULL;
     size_t len;
-    assert_int_equal(audit_content_encode(AUDIT_CONTENT_PLAINTEXT, NULL, prompt, strlen(prompt),
+    assert_int_equal(audit_content_encode(AUDIT_STORE_PLAINTEXT, NULL, prompt, strlen(prompt),
                                           &json, err, sizeof err),
                      AUDIT_OK);
     assert_int_equal(
@@ -85,12 +85,12 @@ static void test_plaintext(void **state)
     free(text);
     free(json);
     assert_int_equal(
-        audit_content_encode(AUDIT_CONTENT_PLAINTEXT, NULL, "\xff", 1, &json, err, sizeof err),
+        audit_content_encode(AUDIT_STORE_PLAINTEXT, NULL, "\xff", 1, &json, err, sizeof err),
         AUDIT_E_INVALID);
-    audit_content_mode m;
-    assert_int_equal(audit_content_mode_from_name("sealed", &m), AUDIT_OK);
-    assert_int_equal(m, AUDIT_CONTENT_SEALED);
-    assert_int_equal(audit_content_mode_from_name("rot13", &m), AUDIT_E_INVALID);
+    audit_store_mode m;
+    assert_int_equal(audit_store_mode_from_name("sealed", &m), AUDIT_OK);
+    assert_int_equal(m, AUDIT_STORE_SEALED);
+    assert_int_equal(audit_store_mode_from_name("rot13", &m), AUDIT_E_INVALID);
 }
 
 typedef struct found {
@@ -114,8 +114,8 @@ static void test_sealed_entry_in_log(void **state)
     crypto_box_keypair(rpk, rsk);
     snprintf(path, sizeof path, "%s/a.db", dir);
     assert_int_equal(audit_open(&log, path, &o, err, sizeof err), AUDIT_OK);
-    assert_int_equal(audit_content_encode(AUDIT_CONTENT_SEALED, rpk, prompt, strlen(prompt),
-                                          &content, err, sizeof err),
+    assert_int_equal(audit_content_encode(AUDIT_STORE_SEALED, rpk, prompt, strlen(prompt), &content,
+                                          err, sizeof err),
                      AUDIT_OK);
     snprintf(body, sizeof body,
              "{\"model\":\"sha256:feed\",\"policy\":\"sha256:beef\",\"seed\":7,\"content\":%s}",
@@ -155,6 +155,51 @@ static void test_sealed_entry_in_log(void **state)
     test_rmtree(dir);
 }
 
+static void test_write_ahead_helpers(void **state)
+{
+    (void)state;
+    char *dir = test_mkdtemp(), path[4200], err[256];
+    uint8_t rpk[32], rsk[32];
+    audit_log *log = NULL;
+    audit_open_opts o = {.create = 1};
+    uint64_t seq = 0;
+    crypto_box_keypair(rpk, rsk);
+    snprintf(path, sizeof path, "%s/a.db", dir);
+    assert_int_equal(audit_open(&log, path, &o, err, sizeof err), AUDIT_OK);
+    assert_int_equal(audit_append_prompt(log, "req-1", "clinician:bob", AUDIT_STORE_SEALED, rpk,
+                                         prompt, strlen(prompt),
+                                         "{\"model\":\"sha256:aa\",\"seed\":7}", &seq, NULL, err,
+                                         sizeof err),
+                     AUDIT_OK);
+    assert_int_equal(seq, 1);
+    /* Between the two, a crash leaves an incomplete (not a broken) log. */
+    verdict v = c_verify(path, NULL, NULL);
+    assert_string_equal(v.code, "ok");
+    assert_string_equal(v.incomplete, "req-1 ");
+    assert_int_equal(audit_append_output(log, "req-1", "clinician:bob", AUDIT_STORE_DIGEST, NULL,
+                                         "answer", 6, "{\"tokens\":2,\"finish\":\"stop\"}", &seq,
+                                         NULL, err, sizeof err),
+                     AUDIT_OK);
+    assert_int_equal(seq, 2);
+    assert_int_equal(audit_append_output(log, "req-1", "x", AUDIT_STORE_PLAINTEXT, NULL, "a", 1,
+                                         "{\"content\":1}", &seq, NULL, err, sizeof err),
+                     AUDIT_E_INVALID);
+    assert_int_equal(audit_append_prompt(log, "req-2", "x", AUDIT_STORE_SEALED, NULL, "a", 1, NULL,
+                                         &seq, NULL, err, sizeof err),
+                     AUDIT_E_INVALID);
+    found fr = {0};
+    audit_filter f = {.seq_min = 1, .seq_max = 1};
+    assert_int_equal(audit_query(log, &f, keep_record, &fr, err, sizeof err), AUDIT_OK);
+    assert_non_null(strstr(fr.record, "\"seed\":7"));
+    assert_non_null(strstr(fr.record, "\"mode\":\"sealed\""));
+    assert_null(strstr(fr.record, "malignancy"));
+    audit_close(log);
+    v = c_verify(path, NULL, NULL);
+    assert_string_equal(v.code, "ok");
+    assert_string_equal(v.incomplete, "");
+    test_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_digest_commitment),
         cmocka_unit_test(test_plaintext),
         cmocka_unit_test(test_sealed_entry_in_log),
+        cmocka_unit_test(test_write_ahead_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,6 +191,14 @@ static void test_meta_log_id_edit(void **state)
                                 " WHERE key = 'log_id'"),
                      0);
     expect_both(f, NULL, NULL, NULL, NULL, "column", 1, "meta log_id edit");
+    /* Another format version: the C library refuses to open it, Python says "meta". */
+    fresh_copy(f);
+    assert_int_equal(
+        attack_sql(f->work, "UPDATE meta SET value = '2' WHERE key = 'format_version'"), 0);
+    assert_string_equal(c_verify(f->work, NULL, NULL).code, "open");
+    verdict p = py_verify(f->work, NULL, NULL);
+    assert_string_equal(p.code, "meta");
+    assert_false(p.ok);
 }
 
 static void test_delete_and_swap_rows(void **state)
@@ -325,6 +333,41 @@ static void test_forged_checkpoints(void **state)
     free(note);
 }
 
+/* The entries table rebuilt without STRICT or CHECKs, holding values of the
+ * wrong types: both verifiers report the row, neither crashes. */
+static void test_hostile_schema_values(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *sql;
+        unsigned long long seq;
+    } cases[] = {
+        {"UPDATE entries SET ts = NULL WHERE seq = 3", 3},
+        {"UPDATE entries SET record = NULL WHERE seq = 4", 4},
+        {"UPDATE entries SET record = 12345 WHERE seq = 5", 5},
+        {"UPDATE entries SET hash = x'0011' WHERE seq = 6", 6},
+        {"UPDATE entries SET prev_hash = 'text' WHERE seq = 7", 7},
+        {"UPDATE entries SET kind = NULL, actor = 7 WHERE seq = 8", 8},
+        {"UPDATE entries SET seq = 'x' WHERE seq = 2", 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char sql[1024], what[64];
+        fresh_copy(f);
+        snprintf(sql, sizeof sql,
+                 "CREATE TABLE loose(seq, ts, kind, request_id, actor, record, prev_hash, hash);"
+                 "INSERT INTO loose SELECT * FROM entries; DROP TABLE entries;"
+                 "ALTER TABLE loose RENAME TO entries; %s",
+                 cases[i].sql);
+        assert_int_equal(attack_sql(f->work, sql), 0);
+        verdict c = c_verify(f->work, NULL, NULL);
+        verdict p = py_verify(f->work, NULL, NULL);
+        snprintf(what, sizeof what, "hostile case %zu", i);
+        if (c.ok || p.ok || c.seq != cases[i].seq || p.seq != cases[i].seq ||
+            strcmp(c.code, p.code) != 0)
+            fail_msg("%s: C says %s@%llu, Python says %s@%llu", what, c.code, c.seq, p.code, p.seq);
+    }
+}
+
 static void test_dropped_triggers_alone_still_verify(void **state)
 {
     fixture *f = *state;
@@ -353,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_rechained_forgeries),
         cmocka_unit_test(test_whole_db_replaced),
         cmocka_unit_test(test_forged_checkpoints),
+        cmocka_unit_test(test_hostile_schema_values),
         cmocka_unit_test(test_dropped_triggers_alone_still_verify),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
