@@ -107,5 +107,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     acc += walk_tokenizer(f);
     gguf_close(f);
-    return 0;
+    return acc == 0xFFFFFFFFu; /* keeps the reads observable; libFuzzer ignores it */
 }
