@@ -1,6 +1,7 @@
 /* appliance attest: check attestations offline (verify). The export and
  * replay subcommands join this file when the generation path exists. */
 #include "attest.h"
+#include "audit.h"
 #include "commands.h"
 #include "image.h"
 
@@ -211,6 +212,15 @@ static int print_json_result(const verify_report *r, const attest_bundle_summary
 }
 
 /* Runs the verification once the command line is known to be well formed. */
+/* A bundle's checkpoint line: a signed note of the audit log, which must be
+ * signed by the same device key as the attestations. */
+static int check_checkpoint_note(void *user, const char *note, size_t note_len,
+                                 const uint8_t pk[32], char *err, size_t errlen)
+{
+    (void)user;
+    return audit_checkpoint_verify_sig(note, note_len, pk, err, errlen) == AUDIT_OK ? 0 : -1;
+}
+
 static int verify_run(const verify_args *a, const uint8_t salt[32])
 {
     char err[1024], fp[ATTEST_HEX_LEN], *file = NULL, *prompt = NULL, *output = NULL;
@@ -236,7 +246,7 @@ static int verify_run(const verify_args *a, const uint8_t salt[32])
         cli_error("attest", "verify %s: out of memory", a->file);
         goto out;
     }
-    attest_bundle_opts opts = {pk, &expect, NULL, NULL, on_record, &report};
+    attest_bundle_opts opts = {pk, &expect, check_checkpoint_note, NULL, on_record, &report};
     attest_status st = attest_verify_bundle(file, file_len, &opts, &summary, err, sizeof err);
     if (report.text)
         fclose(report.text);

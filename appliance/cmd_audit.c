@@ -3,11 +3,11 @@
  * flags, loads key files and prints. */
 #include "audit.h"
 #include "commands.h"
+#include "home.h"
+#include "image.h"
 
 #include <getopt.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <sodium.h>
@@ -18,19 +18,22 @@
 
 #define AUDIT_USAGE                                                                                \
     "appliance audit verify|show|prove|check-proof|checkpoint|bench [OPTIONS] (see --help)"
-#define VERIFY_USAGE "appliance audit verify [--db DB] [--checkpoint FILE] [--pubkey PEM] [--json]"
+#define VERIFY_USAGE                                                                               \
+    "appliance audit verify [--home DIR | --db DB] [--checkpoint FILE] [--pubkey PEM] [--json]"
 #define SHOW_USAGE                                                                                 \
-    "appliance audit show [--db DB] [--since TIME] [--until TIME] [--kind KIND] [--actor NAME]\n"  \
+    "appliance audit show [--home DIR | --db DB] [--since TIME] [--until TIME] [--kind KIND] "     \
+    "[--actor NAME]\n"                                                                             \
     "       [--request-id ID] [--from SEQ] [--to SEQ] [--json]"
 #define PROVE_USAGE                                                                                \
-    "appliance audit prove [--db DB] (--seq N | --from-checkpoint OLD) [--checkpoint FILE]"
+    "appliance audit prove [--home DIR | --db DB] (--seq N | --from-checkpoint OLD) "              \
+    "[--checkpoint FILE]"
 #define CHECKPROOF_USAGE "appliance audit check-proof --proof FILE [--pubkey PEM]"
-#define CHECKPOINT_USAGE "appliance audit checkpoint [--db DB] --key DEVICE_KEY_PEM"
+#define CHECKPOINT_USAGE "appliance audit checkpoint [--home DIR | --db DB] [--key DEVICE_KEY_PEM]"
 #define BENCH_USAGE      "appliance audit bench [--count N] [--dir DIR]"
 
 /* Flags shared by the subcommands; each uses the ones its usage names. */
 typedef struct audit_args {
-    const char *db, *checkpoint, *pubkey, *key, *proof, *dir, *from_checkpoint;
+    const char *home, *db, *checkpoint, *pubkey, *key, *proof, *dir, *from_checkpoint;
     audit_filter filter;
     uint64_t seq;
     long count;
@@ -55,6 +58,7 @@ enum {
     OPT_COUNT,
     OPT_JSON,
     OPT_FROM_CHECKPOINT,
+    OPT_HOME,
 };
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -93,6 +97,7 @@ static int parse_args(const char *sub, const char *usage, const char *help, cons
         {"count", required_argument, NULL, OPT_COUNT},
         {"json", no_argument, NULL, OPT_JSON},
         {"from-checkpoint", required_argument, NULL, OPT_FROM_CHECKPOINT},
+        {"home", required_argument, NULL, OPT_HOME},
         {NULL, 0, NULL, 0},
     };
     char cmd[64];
@@ -104,6 +109,10 @@ static int parse_args(const char *sub, const char *usage, const char *help, cons
         if (c == 'h') {
             printf("usage: %s\n%s", usage, help);
             return -1;
+        }
+        if (c == OPT_HOME) { /* every subcommand finds the home the same way */
+            a->home = optarg;
+            continue;
         }
         int ok = 0;
         for (const int *p = allowed; *p; p++)
@@ -177,18 +186,34 @@ static int parse_args(const char *sub, const char *usage, const char *help, cons
     return 0;
 }
 
-/* --db, else <home>/audit/audit.db (the layout 'appliance init' creates).
- * TODO(lead): take the path from the home API once audit is wired into it. */
+/* --db, else the appliance home's audit database (home.h). */
 static int resolve_db(const app_ctx *ctx, const audit_args *a, char *buf, size_t cap)
 {
+    char dir[HOME_PATH_CAP], err[256];
+    home h;
     if (a->db) {
         snprintf(buf, cap, "%s", a->db);
         return 0;
     }
-    char home[4096];
-    if (cli_resolve_home(ctx, NULL, home, sizeof home) != 0)
+    if (cli_resolve_home(ctx, a->home, dir, sizeof dir) != 0 ||
+        home_layout(dir, &h, err, sizeof err) != 0)
         return -1;
-    return (size_t)snprintf(buf, cap, "%s/audit/audit.db", home) < cap ? 0 : -1;
+    return (size_t)snprintf(buf, cap, "%s", h.audit_db) < cap ? 0 : -1;
+}
+
+/* --key, else the appliance home's device key. */
+static int resolve_device_key(const app_ctx *ctx, const audit_args *a, char *buf, size_t cap)
+{
+    char dir[HOME_PATH_CAP], err[256];
+    home h;
+    if (a->key) {
+        snprintf(buf, cap, "%s", a->key);
+        return 0;
+    }
+    if (cli_resolve_home(ctx, a->home, dir, sizeof dir) != 0 ||
+        home_layout(dir, &h, err, sizeof err) != 0 || !home_is_initialised(&h))
+        return -1;
+    return (size_t)snprintf(buf, cap, "%s", h.device_key) < cap ? 0 : -1;
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -226,39 +251,12 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* Reads an Ed25519 key from a PEM file with OpenSSL. TODO(lead): replace
- * with image/'s keys_load_ed25519_secret/public once it lands on main. */
+/* An Ed25519 key file: the secret one as libsodium's 64 bytes, the public
+ * one as 32 (either may be a private key's file: its public half is used). */
 static int load_ed25519_pem(const char *path, int secret, uint8_t out[64], char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot open key file %s", path);
-        return -1;
-    }
-    EVP_PKEY *k =
-        secret ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : PEM_read_PUBKEY(f, NULL, NULL, NULL);
-    fclose(f);
-    uint8_t raw[32];
-    size_t n = sizeof raw;
-    int ok = k && EVP_PKEY_id(k) == EVP_PKEY_ED25519 &&
-             (secret ? EVP_PKEY_get_raw_private_key(k, raw, &n)
-                     : EVP_PKEY_get_raw_public_key(k, raw, &n)) == 1 &&
-             n == 32;
-    EVP_PKEY_free(k);
-    if (!ok) {
-        snprintf(err, errlen, "%s is not an Ed25519 %s key in PEM form", path,
-                 secret ? "private" : "public");
-        sodium_memzero(raw, sizeof raw);
-        return -1;
-    }
-    if (secret) {
-        uint8_t pk[32];
-        crypto_sign_seed_keypair(pk, out, raw);
-    } else {
-        memcpy(out, raw, 32);
-    }
-    sodium_memzero(raw, sizeof raw);
-    return 0;
+    return secret ? keys_load_ed25519_secret(path, out, err, errlen)
+                  : keys_load_ed25519_public(path, out, err, errlen);
 }
 
 static void hex(const uint8_t *p, size_t n, char *out)
@@ -373,17 +371,11 @@ static int audit_verify_cmd(const app_ctx *ctx, int argc, char **argv)
 }
 
 /* Who is reading: the local user name (the CLI has no other identity yet). */
-static void reader_name(char *buf, size_t cap)
-{
-    struct passwd *pw = getpwuid(getuid());
-    snprintf(buf, cap, "local:%s", pw && pw->pw_name ? pw->pw_name : "unknown");
-}
-
 /* Reading the trail is itself recorded, before anything is shown. */
 static int record_read(audit_log *log, const audit_filter *f, char *err, size_t errlen)
 {
     char actor[128];
-    reader_name(actor, sizeof actor);
+    cli_actor(actor, sizeof actor);
     json_t *flt = json_object();
     if (f->since)
         json_object_set_new(flt, "since", json_string(f->since));
@@ -611,14 +603,15 @@ static int audit_checkpoint_cmd(const app_ctx *ctx, int argc, char **argv)
                         allowed, argc, argv, &a);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
-    if (!a.key)
-        return cli_usage_error("audit checkpoint", CHECKPOINT_USAGE, "--key is required");
-    char db[4200], err[256];
+    char db[4200], err[256], key[4200];
+    if (resolve_device_key(ctx, &a, key, sizeof key) != 0)
+        return cli_usage_error("audit checkpoint", CHECKPOINT_USAGE,
+                               "no --key and no initialised appliance home");
     if (resolve_db(ctx, &a, db, sizeof db) != 0)
         return cli_usage_error("audit checkpoint", CHECKPOINT_USAGE,
                                "no --db and no appliance home");
     uint8_t *sk = sodium_init() >= 0 ? sodium_malloc(64) : NULL;
-    if (!sk || load_ed25519_pem(a.key, 1, sk, err, sizeof err) != 0) {
+    if (!sk || load_ed25519_pem(key, 1, sk, err, sizeof err) != 0) {
         cli_error("audit checkpoint", "%s", sk ? err : "out of secure memory");
         sodium_free(sk);
         return EXIT_FAIL;
@@ -630,7 +623,7 @@ static int audit_checkpoint_cmd(const app_ctx *ctx, int argc, char **argv)
     }
     char *note = NULL, actor[128];
     uint64_t seq;
-    reader_name(actor, sizeof actor);
+    cli_actor(actor, sizeof actor);
     rc = audit_checkpoint_create(log, sk, actor, &note, &seq, err, sizeof err);
     sodium_free(sk);
     audit_close(log);

@@ -166,9 +166,18 @@ expect_rc 1 "$APP" attest verify "$T/bundle.jsonl" --pubkey "$PUB" --output-file
 assert_grep "needs exactly one attestation, the file holds 2" "$T/err"
 cat "$T/bundle.jsonl" "$T/t1.json" >"$T/bundle2.jsonl"
 reject "$T/bundle2.jsonl" "line 4: signature does not verify"
-# Checkpoints need the audit module's verifier, which is not wired in yet.
+# Checkpoint records are checked by the audit module's verifier: a real
+# checkpoint signed by the device key passes, a forged note does not.
 printf '{"type":"checkpoint","note":"x"}\n' | cat "$T/bundle.jsonl" - >"$T/bundle3.jsonl"
-reject "$T/bundle3.jsonl" "line 4: checkpoint record cannot be checked"
+reject "$T/bundle3.jsonl" "line 4: "
+"$APP" init "$T/home" >/dev/null 2>&1 || fail "init"
+"$APP" audit checkpoint --db "$T/home/audit/audit.db" --key "$KEY" >"$T/note.txt" 2>"$T/err" ||
+    fail "audit checkpoint failed: $(cat "$T/err")"
+python3 -c 'import json,sys; print(json.dumps({"type":"checkpoint","note":open(sys.argv[1]).read()}))' \
+    "$T/note.txt" | cat "$T/bundle.jsonl" - >"$T/bundle4.jsonl"
+expect_rc 0 "$APP" attest verify "$T/bundle4.jsonl" --pubkey "$PUB"
+assert_grep "2 attestations verified" "$T/out"
+expect_rc 1 "$APP" attest verify "$T/bundle4.jsonl" --pubkey "$T/other/device.pub.pem"
 
 # --- the command line --------------------------------------------------------------
 expect_rc 0 "$APP" attest --help

@@ -56,6 +56,7 @@ APPLIANCE_HOME="$T/home" "$BIN" audit verify | grep -q "OK, 5 entries" || fail "
 
 # 2. Checkpoint with a device key made by openssl; stored in the log, printed.
 openssl genpkey -algorithm ed25519 -out "$T/device.pem" 2>/dev/null
+chmod 600 "$T/device.pem" # secret keys readable by others are refused
 openssl pkey -in "$T/device.pem" -pubout -out "$T/device.pub.pem"
 "$BIN" audit checkpoint --db "$T/a.db" --key "$T/device.pem" > "$T/cp.txt" || fail "checkpoint"
 head -2 "$T/cp.txt" | tail -1 | grep -qx 5 || fail "checkpoint size: $(cat "$T/cp.txt")"
