@@ -3,6 +3,10 @@
 #include "commands.h"
 
 static const command table[] = {
+    {"init", "create the appliance home: keys, policy, audit and model places", cmd_init},
+    {"status", "show the home, policy digest, key fingerprints and what exists", cmd_status},
+    {"keygen", "make a device, reviewer or publisher key pair", cmd_keygen},
+    {"policy", "validate, show and fingerprint the policy", cmd_policy},
     {"version", "print version and build id", cmd_version},
 };
 
