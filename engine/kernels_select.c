@@ -8,20 +8,22 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 
-/* A CPUID ECX feature bit, for features clang 14 has no
- * __builtin_cpu_supports name for (F16C: leaf 1 bit 29; AVX512-VNNI: leaf 7
- * bit 11); the OS-support checks come with avx2/avx512f from the builtin. */
+/* A CPUID ECX feature bit (leaf, sub-leaf 0), for features clang 14's
+ * __builtin_cpu_supports has no name for: F16C (leaf 1 bit 29) and
+ * AVX512-VNNI (leaf 7 bit 11). OS support of the vector state comes with the
+ * builtin's avx2 / avx512f checks. */
 static int cpuid_ecx_bit(unsigned leaf, unsigned bit)
 {
-    unsigned a, b, c, d;
-    return __get_cpuid_count(leaf, 0, &a, &b, &c, &d) && (c & (1u << bit));
+    unsigned eax, ebx, ecx, edx;
+    return __get_cpuid_count(leaf, 0, &eax, &ebx, &ecx, &edx) && ((ecx >> bit) & 1u);
 }
 
+/* The AVX2 file is compiled with -mavx2 -mfma -mf16c -mbmi2. */
 static int cpu_has_avx2(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           cpuid_ecx_bit(1, 29) && __builtin_cpu_supports("bmi2");
+           __builtin_cpu_supports("bmi2") && cpuid_ecx_bit(1, 29);
 }
 
 /* The AVX-512 file is compiled for F/BW/VL/DQ/VNNI (and AVX2, FMA, F16C);

@@ -375,27 +375,31 @@ KX_ALWAYS_INLINE void kx_float_rows(uint32_t type, int NT, int64_t n, const uint
 
 /* ---------------------------------------------------------------- driver */
 
-/* One weight row against nt (1..KX_TILE) activation rows, with the row
- * count a compile-time constant in each specialisation. */
+/* One weight row against nt (1 or KX_TILE) activation rows, with the row
+ * count a compile-time constant in each specialisation (two of them, to
+ * keep code size and compile time down; see kx_row_tile for 2 and 3). */
 #define KX_DISPATCH_NT(call_with_nt)                                                               \
-    switch (nt) {                                                                                  \
-    case 4:                                                                                        \
-        call_with_nt(4);                                                                           \
-        break;                                                                                     \
-    case 3:                                                                                        \
-        call_with_nt(3);                                                                           \
-        break;                                                                                     \
-    case 2:                                                                                        \
-        call_with_nt(2);                                                                           \
-        break;                                                                                     \
-    default:                                                                                       \
+    if (nt == 1) {                                                                                 \
         call_with_nt(1);                                                                           \
-        break;                                                                                     \
+    } else {                                                                                       \
+        call_with_nt(KX_TILE);                                                                     \
     }
 
 static void kx_row_tile(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *const *a, int nt,
                         float *out)
 {
+    if (nt > 1 && nt < KX_TILE) {
+        /* A partial tile runs as a full one whose extra rows repeat the
+         * last real row; their results are dropped. Each output's own
+         * arithmetic does not depend on its neighbours. */
+        const uint8_t *a_full[KX_TILE];
+        float out_full[KX_TILE];
+        for (int t = 0; t < KX_TILE; t++)
+            a_full[t] = a[t < nt ? t : nt - 1];
+        kx_row_tile(type, n, w, a_full, KX_TILE, out_full);
+        memcpy(out, out_full, (size_t)nt * sizeof(float));
+        return;
+    }
     switch (type) {
 #define KX_CALL_LEGACY(T, N)    kx_legacy_rows(T, N, n / QK32, w, a, out)
 #define KX_LEGACY_NT_TT_Q4_0(N) KX_CALL_LEGACY(TT_Q4_0, N)

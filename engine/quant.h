@@ -80,7 +80,8 @@ typedef struct kernels {
      * a_stride bytes apart. Each output element has one fixed reduction order,
      * independent of r0, r1, nb and of the kernel path. weight_type must be
      * supported (tensor_type_get(t)->supported); a holds rows written by
-     * quantize_activations (any path: all write the same bytes). */
+     * quantize_activations (any path: all write the same bytes); a, a_stride
+     * and y are 4-byte aligned, w and w_stride 2-byte aligned (GGUF data is). */
     void (*mul_mat)(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, const void *a,
                     size_t a_stride, int64_t nb, float *y, size_t y_stride, int64_t r0, int64_t r1);
 } kernels;

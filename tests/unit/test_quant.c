@@ -298,6 +298,60 @@ static void test_dequantize_known_blocks(void **state)
     assert_true(deq_at(TT_BF16, b, 2, 0) == 3.0f);
 }
 
+/* Activation codes are llama.cpp's x86 ones: Q8_0/Q8_1 round x * (127/amax)
+ * half to even; Q8_K takes its scale from the signed element of largest
+ * magnitude (d = -max/127, so d < 0 when that element is positive). */
+static void test_activation_codes_match_llama_cpp(void **state)
+{
+    (void)state;
+    float x[256] = {0};
+    uint8_t buf[292];
+    x[0] = 127.0f; /* amax 127: 127/amax = 1, d = 1 */
+    x[1] = 2.5f;
+    x[2] = 3.5f;
+    x[3] = -2.5f;
+    x[4] = -126.5f;
+    x[5] = 0.5f;
+    x[6] = 1.5f;
+    static const int8_t want8[7] = {127, 2, 4, -2, -126, 0, 2};
+    assert_int_equal(quantize_row(TT_Q8_0, x, buf, 32), 0);
+    assert_int_equal(buf[0] | buf[1] << 8, 0x3c00);
+    assert_memory_equal(buf + 2, want8, 7);
+    assert_int_equal(quantize_row(TT_Q8_1, x, buf, 32), 0);
+    assert_memory_equal(buf + 4, want8, 7);
+    /* s = d * sum(codes) = 127+2+4-2-126+0+2 = 7 */
+    assert_int_equal(buf[2] | buf[3] << 8, fp32_to_fp16(7.0f));
+
+    memset(x, 0, sizeof x);
+    x[7] = -254.0f; /* largest magnitude, negative: iscale = 0.5, d = 2 */
+    x[0] = 127.0f;  /* 63.5 -> 64 */
+    x[1] = 1.0f;    /* 0.5 -> 0 */
+    x[2] = 3.0f;    /* 1.5 -> 2 */
+    x[20] = -5.0f;  /* -2.5 -> -2 */
+    assert_int_equal(quantize_row(TT_Q8_K, x, buf, 256), 0);
+    float d;
+    memcpy(&d, buf, 4);
+    assert_true(d == 2.0f);
+    const int8_t *qs = (const int8_t *)(buf + 4);
+    assert_int_equal(qs[7], -127);
+    assert_int_equal(qs[0], 64);
+    assert_int_equal(qs[1], 0);
+    assert_int_equal(qs[2], 2);
+    assert_int_equal(qs[20], -2);
+    int16_t bsums[16];
+    memcpy(bsums, buf + 260, sizeof bsums);
+    assert_int_equal(bsums[0], 64 + 2 - 127);
+    assert_int_equal(bsums[1], -2);
+    x[7] = 254.0f; /* now positive: iscale = -0.5, d = -2, codes flip sign */
+    assert_int_equal(quantize_row(TT_Q8_K, x, buf, 256), 0);
+    memcpy(&d, buf, 4);
+    assert_true(d == -2.0f);
+    assert_int_equal(qs[7], -127);
+    assert_int_equal(qs[0], -64);
+    assert_int_equal(qs[2], -2);
+    assert_int_equal(qs[20], 2);
+}
+
 static double rel_rms_error(uint32_t type, const float *x, int64_t n)
 {
     uint64_t bytes = 0;
@@ -470,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_types_and_row_bytes),
         cmocka_unit_test(test_dequantize_known_blocks),
+        cmocka_unit_test(test_activation_codes_match_llama_cpp),
         cmocka_unit_test(test_quantize_error_bounds),
         cmocka_unit_test(test_shared_models_dequantize_close_to_f32),
     };
