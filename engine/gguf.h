@@ -29,7 +29,7 @@ enum gguf_value_type {
     GGUF_TYPE_FLOAT64 = 12,
 };
 
-#define GGUF_MAX_DIMS 4
+#define GGUF_MAX_DIMS          4
 #define GGUF_DEFAULT_ALIGNMENT 32
 
 /* A string inside the mapped file: not NUL-terminated. */
@@ -52,7 +52,8 @@ typedef struct {
         struct {
             enum gguf_value_type type;
             uint64_t count;
-            const uint8_t *data; /* encoded elements (strings length-prefixed) */
+            const uint8_t *data;  /* encoded elements (strings length-prefixed) */
+            const gguf_str *strs; /* string arrays: every element, indexed at open */
         } arr;
     } v;
 } gguf_kv;
