@@ -20,43 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tensor type geometry (elements per block, bytes per block), indexed by
- * GGML type id. TEMPORARY: a copy of what engine/quant.c (branch
- * eng-kernels) will provide as tensor_row_bytes(); replace once it lands. */
-typedef struct {
-    uint32_t block;
-    uint32_t bytes;
-} type_geometry;
-
-static const type_geometry TYPE_GEOMETRY[TT_COUNT] = {
-    [TT_F32] = {1, 4},      [TT_F16] = {1, 2},      [TT_Q4_0] = {32, 18},   [TT_Q4_1] = {32, 20},
-    [TT_Q5_0] = {32, 22},   [TT_Q5_1] = {32, 24},   [TT_Q8_0] = {32, 34},   [TT_Q8_1] = {32, 36},
-    [TT_Q2_K] = {256, 84},  [TT_Q3_K] = {256, 110}, [TT_Q4_K] = {256, 144}, [TT_Q5_K] = {256, 176},
-    [TT_Q6_K] = {256, 210}, [TT_Q8_K] = {256, 292}, [TT_BF16] = {1, 2},
-};
-
-/* Geometry of a known type id, or NULL. */
-static const type_geometry *geometry_of(uint32_t type)
-{
-    if (type >= TT_COUNT || TYPE_GEOMETRY[type].block == 0)
-        return NULL;
-    return &TYPE_GEOMETRY[type];
-}
-
-/* Bytes of a row of n elements; -1 when the type is unknown or n is not a
- * whole number of blocks. */
-static int row_bytes(uint32_t type, uint64_t n, uint64_t *bytes)
-{
-    const type_geometry *g = geometry_of(type);
-    if (!g || n % g->block != 0)
-        return -1;
-    uint64_t blocks = n / g->block;
-    if (blocks > UINT64_MAX / g->bytes)
-        return -1;
-    *bytes = blocks * g->bytes;
-    return 0;
-}
-
 struct gguf_file {
     const uint8_t *base;
     size_t size;
@@ -372,6 +335,11 @@ static int parse_kv(parser *ps, uint64_t i, gguf_kv *kv)
                 i);
         return -1;
     }
+    /* Keys are looked up as C strings: an embedded NUL would hide a suffix. */
+    if (memchr(kv->key.ptr, 0, (size_t)kv->key.len)) {
+        set_err(c->err, c->errlen, "metadata entry %" PRIu64 " has a key containing a NUL byte", i);
+        return -1;
+    }
     printable(kv->key, kb, sizeof kb);
     snprintf(c->what, sizeof c->what, "the value of key %s", kb);
     uint32_t type;
@@ -514,7 +482,7 @@ static int parse_alignment(gguf_file *f, char *err, size_t errlen)
 /* Computes the element count and byte size of t; checks type and shape. */
 static int tensor_shape(gguf_tensor *t, const char *nb, char *err, size_t errlen)
 {
-    const type_geometry *g = geometry_of(t->type);
+    const tensor_type_info *g = tensor_type_get(t->type);
     if (!g) {
         set_err(err, errlen, "tensor %s: unknown tensor type %" PRIu32, nb, t->type);
         return -1;
@@ -537,7 +505,7 @@ static int tensor_shape(gguf_tensor *t, const char *nb, char *err, size_t errlen
         return -1;
     }
     uint64_t rb;
-    if (row_bytes(t->type, t->ne[0], &rb) != 0 || elems / t->ne[0] > UINT64_MAX / rb) {
+    if (tensor_row_bytes(t->type, t->ne[0], &rb) != 0 || elems / t->ne[0] > UINT64_MAX / rb) {
         set_err(err, errlen, "tensor %s: byte size overflows 64 bits", nb);
         return -1;
     }
@@ -552,8 +520,10 @@ static int parse_tensor_info(parser *ps, uint64_t i, gguf_tensor *t)
     snprintf(c->what, sizeof c->what, "the name of tensor %" PRIu64, i);
     if (read_str(c, &t->name) != 0)
         return -1;
-    if (t->name.len == 0 || !utf8_valid((const uint8_t *)t->name.ptr, t->name.len)) {
-        set_err(c->err, c->errlen, "tensor %" PRIu64 " has an empty or non-UTF-8 name", i);
+    if (t->name.len == 0 || !utf8_valid((const uint8_t *)t->name.ptr, t->name.len) ||
+        memchr(t->name.ptr, 0, (size_t)t->name.len)) {
+        set_err(c->err, c->errlen,
+                "tensor %" PRIu64 " has an empty, non-UTF-8 or NUL-containing name", i);
         return -1;
     }
     printable(t->name, nb, sizeof nb);

@@ -37,10 +37,10 @@ enum tensor_type {
 };
 
 typedef struct {
-    const char *name;   /* "q4_0", ... */
-    uint32_t block;     /* elements per block */
-    uint32_t bytes;     /* bytes per block */
-    int supported;      /* weights of this type can be computed with */
+    const char *name; /* "q4_0", ... */
+    uint32_t block;   /* elements per block */
+    uint32_t bytes;   /* bytes per block */
+    int supported;    /* weights of this type can be computed with */
 } tensor_type_info;
 
 /* NULL for ids that are not known at all. */
@@ -57,13 +57,17 @@ float bf16_to_fp32(uint16_t h);
 uint16_t fp32_to_bf16(float f);
 
 /* Reference (de)quantization of one row of n elements (n a multiple of the
- * block size). quantize_row supports at least F32, F16, BF16, Q8_0, Q4_0,
- * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (used by the model synthesizer). */
-void dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+ * block size). Both support F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q4_K, Q5_K, Q6_K and the activation formats Q8_1, Q8_K; both return 0, or
+ * -1 (writing nothing) for other types or a bad n. dequantize_row gives
+ * exactly llama.cpp's values. quantize_row is a simple fit (not llama.cpp's
+ * search), rounding half to even where it rounds to nearest. */
+int dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 int quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
 /* The activation format paired with a weight type (F32 for float weights,
- * an 8-bit block format for quantized ones) and its row size for n. */
+ * Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for k-quants) and its
+ * row size for n (0 when n is not a whole number of its blocks). */
 uint32_t activation_type(uint32_t weight_type);
 size_t activation_row_bytes(uint32_t weight_type, int64_t n);
 
@@ -75,9 +79,8 @@ typedef struct kernels {
      * and b in [0, nb). w rows are w_stride bytes apart, activation rows
      * a_stride bytes apart. Each output element has one fixed reduction order,
      * independent of r0, r1, nb and of the kernel path. */
-    void (*mul_mat)(uint32_t weight_type, int64_t n, const void *w, size_t w_stride,
-                    const void *a, size_t a_stride, int64_t nb, float *y, size_t y_stride,
-                    int64_t r0, int64_t r1);
+    void (*mul_mat)(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, const void *a,
+                    size_t a_stride, int64_t nb, float *y, size_t y_stride, int64_t r0, int64_t r1);
 } kernels;
 
 /* Best kernel set for this CPU, or the one named (NULL when the name is

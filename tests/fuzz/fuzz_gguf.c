@@ -1,12 +1,16 @@
 /* libFuzzer target for the GGUF reader: open arbitrary bytes, then walk every
  * metadata entry, array element and tensor through the public getters, and
  * touch the first and last byte of every tensor's data, so that any bound the
- * reader failed to check shows up as a sanitizer report. */
+ * reader failed to check shows up as a sanitizer report. When the metadata
+ * describes a llama vocabulary, the tokenizer is built from it and used, so
+ * hostile vocabularies are fuzzed too. */
 #include "engine/gguf.h"
+#include "engine/tokenizer.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /* Reads every element of an array kv through the typed accessors. */
 static unsigned walk_array(const gguf_kv *kv)
@@ -54,6 +58,34 @@ static unsigned walk_kv(const gguf_file *f, const gguf_kv *kv)
     return acc;
 }
 
+/* Builds a tokenizer from f when it has a vocabulary, and round-trips text
+ * through it (the text covers spaces, multi-byte characters and bytes that
+ * need the byte fallback). */
+static unsigned walk_tokenizer(const gguf_file *f)
+{
+    char err[256];
+    tokenizer *t = tokenizer_from_gguf(f, err, sizeof err);
+    if (!t)
+        return 0;
+    static const char text[] = "ab a\xc3\xa9 \xe6\x9d\xb1 <s>\x01";
+    int32_t ids[64];
+    size_t n = 0;
+    unsigned acc = 0;
+    if (tokenizer_encode(t, text, sizeof text - 1, 1, ids, 64, &n, err, sizeof err) == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (ids[i] < 0 || (size_t)ids[i] >= tokenizer_n_vocab(t))
+                __builtin_trap(); /* ids must be in range */
+        size_t len;
+        char *back = tokenizer_decode(t, ids, n, 1, &len);
+        if (back && !utf8_validate(back, len, NULL))
+            __builtin_trap(); /* decoded text must be valid UTF-8 */
+        free(back);
+        acc += (unsigned)n;
+    }
+    tokenizer_free(t);
+    return acc;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[256];
@@ -73,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (t->name.len < 255 && gguf_find_tensor(f, name) != t)
             __builtin_trap();
     }
-    (void)acc;
+    acc += walk_tokenizer(f);
     gguf_close(f);
     return 0;
 }

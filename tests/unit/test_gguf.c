@@ -386,6 +386,89 @@ static void test_writer_round_trip(void **state)
     }
 }
 
+/* Value types the writer does not produce (u8, i8, u16, i16, i64, f64 and
+ * arrays of them) decode through the same getters. */
+static void test_reader_decodes_every_value_type(void **state)
+{
+    (void)state;
+    buf b = {0};
+    b_header(&b, 3, 0, 10);
+    static const struct {
+        const char *key;
+        uint32_t type;
+        uint64_t raw;
+        unsigned size;
+    } scalars[] = {
+        {"u8", GGUF_TYPE_UINT8, 250, 1},
+        {"i8", GGUF_TYPE_INT8, 0x80, 1},
+        {"u16", GGUF_TYPE_UINT16, 65535, 2},
+        {"i16", GGUF_TYPE_INT16, 0xFFFE, 2},
+        {"i64", GGUF_TYPE_INT64, 1ull << 62, 8},
+        {"f64", GGUF_TYPE_FLOAT64, 0x3FF8000000000000ull, 8},
+    };
+    for (size_t i = 0; i < 6; i++) {
+        b_str(&b, scalars[i].key);
+        b_le(&b, scalars[i].type, 4);
+        b_le(&b, scalars[i].raw, scalars[i].size);
+    }
+    b_str(&b, "a.i16");
+    b_le(&b, GGUF_TYPE_ARRAY, 4);
+    b_le(&b, GGUF_TYPE_INT16, 4);
+    b_le(&b, 2, 8);
+    b_le(&b, 0xFFFF, 2);
+    b_le(&b, 7, 2);
+    b_str(&b, "a.u32");
+    b_le(&b, GGUF_TYPE_ARRAY, 4);
+    b_le(&b, GGUF_TYPE_UINT32, 4);
+    b_le(&b, 2, 8);
+    b_le(&b, 5, 4);
+    b_le(&b, 0x80000000u, 4); /* does not fit in int32 */
+    b_str(&b, "a.f64");
+    b_le(&b, GGUF_TYPE_ARRAY, 4);
+    b_le(&b, GGUF_TYPE_FLOAT64, 4);
+    b_le(&b, 1, 8);
+    b_le(&b, 0xC000000000000000ull, 8); /* -2.0 */
+    b_str(&b, "a.bool");
+    b_le(&b, GGUF_TYPE_ARRAY, 4);
+    b_le(&b, GGUF_TYPE_BOOL, 4);
+    b_le(&b, 2, 8);
+    b_le(&b, 1, 1);
+    b_le(&b, 0, 1);
+    char err[256] = "";
+    gguf_file *f = gguf_open(b.p, b.len, err, sizeof err);
+    if (!f)
+        fail_msg("%s", err);
+    uint64_t u;
+    assert_int_equal(gguf_get_u64(f, "u8", &u), 0);
+    assert_int_equal(u, 250);
+    assert_int_equal(gguf_find(f, "i8")->v.i64, -128);
+    assert_int_equal(gguf_get_u64(f, "i8", &u), -1);
+    assert_int_equal(gguf_get_u64(f, "u16", &u), 0);
+    assert_int_equal(u, 65535);
+    assert_int_equal(gguf_find(f, "i16")->v.i64, -2);
+    assert_int_equal(gguf_get_u64(f, "i64", &u), 0);
+    assert_true(u == 1ull << 62);
+    float x;
+    assert_int_equal(gguf_get_f32(f, "f64", &x), 0);
+    assert_true(x == 1.5f);
+    int32_t v;
+    const gguf_kv *kv = gguf_find(f, "a.i16");
+    assert_int_equal(gguf_arr_i32(kv, 0, &v), 0);
+    assert_int_equal(v, -1);
+    assert_int_equal(gguf_arr_i32(kv, 1, &v), 0);
+    assert_int_equal(v, 7);
+    kv = gguf_find(f, "a.u32");
+    assert_int_equal(gguf_arr_i32(kv, 0, &v), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(gguf_arr_i32(kv, 1, &v), -1);
+    assert_int_equal(gguf_arr_f32(gguf_find(f, "a.f64"), 0, &x), 0);
+    assert_true(x == -2.0f);
+    assert_int_equal(gguf_arr_i32(gguf_find(f, "a.bool"), 0, &v), -1);
+    assert_int_equal(gguf_find(f, "a.bool")->v.arr.count, 2);
+    gguf_close(f);
+    free(b.p);
+}
+
 static void test_writer_rejects_bad_input(void **state)
 {
     (void)state;
@@ -612,6 +695,13 @@ static void test_bad_values(void **state)
     b_header(&b, 3, 0, 1);
     b_kv_u32(&b, "", 1);
     expect_reject(&b, "metadata entry 0 has an empty key");
+    b.len = 0;
+    b_header(&b, 3, 0, 1);
+    b_str(&b, "general.name");
+    b.p[b.len - 5] = 0; /* "general\0name" */
+    b_le(&b, GGUF_TYPE_UINT32, 4);
+    b_le(&b, 1, 4);
+    expect_reject(&b, "metadata entry 0 has a key containing a NUL byte");
     free(b.p);
 }
 
@@ -697,7 +787,7 @@ static void test_bad_tensor_infos(void **state)
     b_header(&b, 3, 1, 0);
     b_tensor(&b, "\xed\xa0\x80", 1, five, TT_F32, 0); /* a UTF-16 surrogate */
     b_zeros(&b, 64);
-    expect_reject(&b, "tensor 0 has an empty or non-UTF-8 name");
+    expect_reject(&b, "tensor 0 has an empty, non-UTF-8 or NUL-containing name");
     free(b.p);
 }
 
@@ -789,6 +879,7 @@ int main(void)
         cmocka_unit_test(test_q4_k_m_mixes_types),
         cmocka_unit_test(test_vocab_files_open),
         cmocka_unit_test(test_writer_round_trip),
+        cmocka_unit_test(test_reader_decodes_every_value_type),
         cmocka_unit_test(test_writer_rejects_bad_input),
         cmocka_unit_test(test_every_prefix_rejected),
         cmocka_unit_test(test_truncated_message),

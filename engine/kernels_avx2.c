@@ -1,0 +1,35 @@
+/* AVX2 + FMA + F16C kernels. The integer dot of 4 adjacent bytes is
+ * maddubs (u8 x s8 -> pairs of int16) then madd (pairs -> int32); in our
+ * ranges (|u| <= 63, |s| <= 127, or |u| <= 127 with |s| <= 127 for the sign
+ * trick) the int16 step never saturates, so the int32 lanes are exact. */
+#include "kernels_impl.h"
+
+#include <immintrin.h>
+
+static inline __attribute__((always_inline)) __m256i avx2_dot4(__m256i u, __m256i s)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+static inline __attribute__((always_inline)) __m256i avx2_dot4_scaled(__m256i u, __m256i s,
+                                                                      __m256i sc16)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc16);
+}
+
+/* (q - 32) * a summed per 4 bytes, times the scale: q*a - 32*a in int16
+ * (|q*a pair| <= 16002, |32*a pair| <= 8128), then madd with the scales. */
+static inline __attribute__((always_inline)) __m256i avx2_dot4_q6(__m256i q, __m256i a,
+                                                                  __m256i sc16)
+{
+    const __m256i p = _mm256_maddubs_epi16(q, a);
+    const __m256i off = _mm256_maddubs_epi16(_mm256_set1_epi8(32), a);
+    return _mm256_madd_epi16(_mm256_sub_epi16(p, off), sc16);
+}
+
+#define KX_DOT4(u, s)              avx2_dot4(u, s)
+#define KX_DOT4_SCALED(u, s, sc16) avx2_dot4_scaled(u, s, sc16)
+#define KX_DOT4_Q6(q, a, sc16)     avx2_dot4_q6(q, a, sc16)
+#define KX_KERNELS                 kernels_avx2
+#define KX_NAME                    "avx2"
+#include "kernels_x86.h"

@@ -1,0 +1,146 @@
+/* Internal to engine/ kernels: GGML block layouts and the canonical
+ * reduction order that every kernel path (scalar, AVX2, AVX-512, NEON)
+ * implements bit for bit.
+ *
+ * Canonical order (see quant.c for the full statement):
+ *  - F32/F16/BF16 weights, F32 activations: element j of the row goes to
+ *    float lane j % 32, each lane updated with one fused multiply-add in
+ *    element order; the 32 lanes are then folded as a halving tree
+ *    (lane i += lane i + half, half = 16, 8, 4, 2, 1).
+ *  - Quantized weights: each block (32 elements) or super-block (256)
+ *    yields 8 exact int32 partial sums; partial k holds the elements whose
+ *    index inside their 32-element chunk is 4k..4k+3 (times the sub-block
+ *    scale for k-quants). Block b adds them to lane group b % 2 with
+ *    fmaf(block_scale, (float)partial, lane); the 16 lanes fold as a
+ *    halving tree. Per-block min/offset terms (Q4_1, Q5_1, Q4_K, Q5_K) go to
+ *    a separate accumulator per group with fmaf, added after the fold. */
+#ifndef ENGINE_KERNELS_IMPL_H
+#define ENGINE_KERNELS_IMPL_H
+
+#include "quant.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define QK32     32
+#define QK_K     256
+#define F_LANES  32 /* float lanes of the F32/F16/BF16 dot */
+#define Q_LANES  8  /* int32 partials per block */
+#define Q_GROUPS 2  /* lane groups (block parity) */
+
+typedef struct {
+    uint16_t d;
+    uint8_t qs[16];
+} block_q4_0;
+typedef struct {
+    uint16_t d, m;
+    uint8_t qs[16];
+} block_q4_1;
+typedef struct {
+    uint16_t d;
+    uint8_t qh[4];
+    uint8_t qs[16];
+} block_q5_0;
+typedef struct {
+    uint16_t d, m;
+    uint8_t qh[4];
+    uint8_t qs[16];
+} block_q5_1;
+typedef struct {
+    uint16_t d;
+    int8_t qs[32];
+} block_q8_0;
+typedef struct {
+    uint16_t d, s; /* s = d * sum(qs), as fp16 (GGML layout) */
+    int8_t qs[32];
+} block_q8_1;
+typedef struct {
+    uint8_t scales[16];
+    uint8_t qs[64];
+    uint16_t d, dmin;
+} block_q2_K;
+typedef struct {
+    uint8_t hmask[32];
+    uint8_t qs[64];
+    uint8_t scales[12];
+    uint16_t d;
+} block_q3_K;
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qs[128];
+} block_q4_K;
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[32];
+    uint8_t qs[128];
+} block_q5_K;
+typedef struct {
+    uint8_t ql[128];
+    uint8_t qh[64];
+    int8_t scales[16];
+    uint16_t d;
+} block_q6_K;
+typedef struct {
+    float d;
+    int8_t qs[256];
+    int16_t bsums[16]; /* sum of qs per 16 elements */
+} block_q8_K;
+
+_Static_assert(sizeof(block_q4_0) == 18, "q4_0 layout");
+_Static_assert(sizeof(block_q4_1) == 20, "q4_1 layout");
+_Static_assert(sizeof(block_q5_0) == 22, "q5_0 layout");
+_Static_assert(sizeof(block_q5_1) == 24, "q5_1 layout");
+_Static_assert(sizeof(block_q8_0) == 34, "q8_0 layout");
+_Static_assert(sizeof(block_q8_1) == 36, "q8_1 layout");
+_Static_assert(sizeof(block_q2_K) == 84, "q2_K layout");
+_Static_assert(sizeof(block_q3_K) == 110, "q3_K layout");
+_Static_assert(sizeof(block_q4_K) == 144, "q4_K layout");
+_Static_assert(sizeof(block_q5_K) == 176, "q5_K layout");
+_Static_assert(sizeof(block_q6_K) == 210, "q6_K layout");
+_Static_assert(sizeof(block_q8_K) == 292, "q8_K layout");
+
+/* 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block. */
+static inline void kq_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+/* Folds n (a power of two) lanes in place as the canonical halving tree and
+ * returns lane 0. Every path uses this order (SIMD paths realise the same
+ * additions with vector adds). */
+static inline float lanes_fold(float *l, int n)
+{
+    for (int half = n / 2; half >= 1; half /= 2)
+        for (int i = 0; i < half; i++)
+            l[i] = l[i] + l[i + half];
+    return l[0];
+}
+
+/* The one activation quantizer shared by every path (it is O(n) per row,
+ * against O(n * rows) for the product, so it needs no SIMD twin, and sharing
+ * it makes activations bit-identical across paths by construction). */
+void kernels_quantize_activations_ref(uint32_t weight_type, const float *x, void *out, int64_t n);
+
+/* The scalar dot of one weight row with one activation row, per the
+ * canonical order; exposed so SIMD paths can use it for types they do not
+ * specialise. Returns 0 for unsupported types. */
+float kernels_dot_scalar(uint32_t weight_type, int64_t n, const void *w, const void *a);
+
+extern const kernels kernels_scalar;
+#if defined(__x86_64__)
+extern const kernels kernels_avx2;
+extern const kernels kernels_avx512;
+#endif
+#if defined(__aarch64__)
+extern const kernels kernels_neon;
+#endif
+
+#endif

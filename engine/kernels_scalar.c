@@ -1,0 +1,255 @@
+/* Scalar reference kernels: the oracle every SIMD path must match bit for
+ * bit. Written to spell out the canonical order of kernels_impl.h directly:
+ * fmaf() wherever a SIMD path uses a fused multiply-add, plain float adds in
+ * the fold, exact int32 arithmetic inside a block. */
+#include "kernels_impl.h"
+
+#include <math.h>
+
+/* ------------------------------------------------------------ float weights */
+
+static float load_weight(uint32_t type, const uint8_t *w, int64_t j)
+{
+    if (type == TT_F32) {
+        float f;
+        memcpy(&f, w + 4 * j, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, w + 2 * j, 2);
+    return type == TT_F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+}
+
+/* Element j into lane j % 32 with fmaf, then the 32-lane halving fold. */
+static float dot_float(uint32_t type, int64_t n, const uint8_t *w, const float *x)
+{
+    float lane[F_LANES] = {0};
+    for (int64_t j = 0; j < n; j++)
+        lane[j % F_LANES] = fmaf(load_weight(type, w, j), x[j], lane[j % F_LANES]);
+    return lanes_fold(lane, F_LANES);
+}
+
+/* ------------------------------------------------------- quantized weights */
+
+/* Lane state of one quantized dot: two groups of 8 lanes (block parity) and
+ * one min/offset accumulator per group. */
+typedef struct {
+    float lane[Q_GROUPS][Q_LANES];
+    float mins[Q_GROUPS];
+} qacc;
+
+static void qacc_add(qacc *acc, int64_t block, float scale, const int32_t p[Q_LANES])
+{
+    float *l = acc->lane[block % Q_GROUPS];
+    for (int k = 0; k < Q_LANES; k++)
+        l[k] = fmaf(scale, (float)p[k], l[k]);
+}
+
+static void qacc_add_min(qacc *acc, int64_t block, float a, float b)
+{
+    float *m = &acc->mins[block % Q_GROUPS];
+    *m = fmaf(a, b, *m);
+}
+
+/* Fold of the 16 lanes (group 0 lanes 0..7, group 1 lanes 8..15), then the
+ * min terms added (sign +1) or subtracted (sign -1). */
+static float qacc_result(qacc *acc, int min_sign)
+{
+    float l[Q_GROUPS * Q_LANES];
+    memcpy(l, acc->lane, sizeof l);
+    float r = lanes_fold(l, Q_GROUPS * Q_LANES);
+    float m = acc->mins[0] + acc->mins[1];
+    return min_sign > 0 ? r + m : r - m;
+}
+
+/* p[k] = sum over e in [4k, 4k+4) of w[e] * a[e] for one 32-element chunk. */
+static void partials32(const int *w, const int8_t *a, int32_t p[Q_LANES])
+{
+    for (int k = 0; k < Q_LANES; k++) {
+        int32_t s = 0;
+        for (int e = 4 * k; e < 4 * k + 4; e++)
+            s += w[e] * a[e];
+        p[k] = s;
+    }
+}
+
+/* Unpacks the 32 integer weights of one legacy block (Q4_0/Q4_1/Q5_0/Q5_1/
+ * Q8_0), offsets included, so the block value is d*q (+ m). */
+static void unpack_legacy(uint32_t type, const uint8_t *blk, int q[32])
+{
+    switch (type) {
+    case TT_Q4_0: {
+        const block_q4_0 *b = (const block_q4_0 *)blk;
+        for (int j = 0; j < 16; j++) {
+            q[j] = (b->qs[j] & 0xF) - 8;
+            q[j + 16] = (b->qs[j] >> 4) - 8;
+        }
+        break;
+    }
+    case TT_Q4_1: {
+        const block_q4_1 *b = (const block_q4_1 *)blk;
+        for (int j = 0; j < 16; j++) {
+            q[j] = b->qs[j] & 0xF;
+            q[j + 16] = b->qs[j] >> 4;
+        }
+        break;
+    }
+    case TT_Q5_0:
+    case TT_Q5_1: {
+        const uint8_t *qh =
+            type == TT_Q5_0 ? ((const block_q5_0 *)blk)->qh : ((const block_q5_1 *)blk)->qh;
+        const uint8_t *qs =
+            type == TT_Q5_0 ? ((const block_q5_0 *)blk)->qs : ((const block_q5_1 *)blk)->qs;
+        const int off = type == TT_Q5_0 ? 16 : 0;
+        for (int j = 0; j < 16; j++) {
+            q[j] = ((qs[j] & 0xF) | (((qh[j / 8] >> (j % 8)) & 1) << 4)) - off;
+            q[j + 16] = ((qs[j] >> 4) | (((qh[2 + j / 8] >> (j % 8)) & 1) << 4)) - off;
+        }
+        break;
+    }
+    default: { /* TT_Q8_0 */
+        const block_q8_0 *b = (const block_q8_0 *)blk;
+        for (int j = 0; j < 32; j++)
+            q[j] = b->qs[j];
+        break;
+    }
+    }
+}
+
+static uint16_t blk_d(const uint8_t *blk)
+{
+    uint16_t h;
+    memcpy(&h, blk, 2); /* d is the first field of every legacy block */
+    return h;
+}
+
+static uint16_t blk_m(const uint8_t *blk)
+{
+    uint16_t h;
+    memcpy(&h, blk + 2, 2); /* m follows d in Q4_1 / Q5_1 */
+    return h;
+}
+
+/* Legacy 32-element types against Q8_0 / Q8_1 activations. */
+static float dot_legacy(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *a)
+{
+    const size_t wb = tensor_type_get(type)->bytes;
+    const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
+    const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    qacc acc = {0};
+    for (int64_t b = 0; b < n / QK32; b++, w += wb, a += ab) {
+        int q[32];
+        int32_t p[Q_LANES];
+        const int8_t *aq = with_min ? ((const block_q8_1 *)a)->qs : ((const block_q8_0 *)a)->qs;
+        unpack_legacy(type, w, q);
+        partials32(q, aq, p);
+        qacc_add(&acc, b, fp16_to_fp32(blk_d(w)) * fp16_to_fp32(blk_d(a)), p);
+        if (with_min)
+            qacc_add_min(&acc, b, fp16_to_fp32(blk_m(w)), fp16_to_fp32(blk_m(a)));
+    }
+    return qacc_result(&acc, +1);
+}
+
+/* The 256 integer weights of a k-quant super-block (Q6_K offset included),
+ * and the per-element scale sc[e / 32] for Q4_K/Q5_K or sc[e / 16] for
+ * Q6_K, expanded to one scale per element. */
+static void unpack_kquant(uint32_t type, const uint8_t *blk, int q[256], int sc[256], int mins[8])
+{
+    if (type == TT_Q6_K) {
+        const block_q6_K *b = (const block_q6_K *)blk;
+        for (int c = 0; c < 8; c++) {
+            const int h = c / 4, sub = c % 4;
+            const uint8_t *ql = b->ql + 64 * h + (sub & 1) * 32, *qh = b->qh + 32 * h;
+            for (int l = 0; l < 32; l++) {
+                int lo = sub >= 2 ? ql[l] >> 4 : ql[l] & 0xF;
+                q[32 * c + l] = (lo | (((qh[l] >> (2 * sub)) & 3) << 4)) - 32;
+                sc[32 * c + l] = b->scales[(32 * c + l) / 16];
+            }
+        }
+        return;
+    }
+    const uint8_t *scales =
+        type == TT_Q4_K ? ((const block_q4_K *)blk)->scales : ((const block_q5_K *)blk)->scales;
+    const uint8_t *qs =
+        type == TT_Q4_K ? ((const block_q4_K *)blk)->qs : ((const block_q5_K *)blk)->qs;
+    for (int c = 0; c < 8; c++) {
+        uint8_t s, m;
+        kq_scale_min(c, scales, &s, &m);
+        mins[c] = m;
+        for (int l = 0; l < 32; l++) {
+            const uint8_t byte = qs[32 * (c / 2) + l];
+            int v = c % 2 ? byte >> 4 : byte & 0xF;
+            if (type == TT_Q5_K)
+                v |= ((((const block_q5_K *)blk)->qh[l] >> c) & 1) << 4;
+            q[32 * c + l] = v;
+            sc[32 * c + l] = s;
+        }
+    }
+}
+
+/* k-quants against Q8_K: partial k sums scale * q * a over the elements
+ * 4k..4k+3 of all 8 chunks; mins use the activation's per-16 sums. */
+static float dot_kquant(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *a)
+{
+    const size_t wb = tensor_type_get(type)->bytes;
+    qacc acc = {0};
+    for (int64_t b = 0; b < n / QK_K; b++, w += wb, a += sizeof(block_q8_K)) {
+        const block_q8_K *y = (const block_q8_K *)a;
+        int q[256], sc[256], mins[8];
+        int32_t p[Q_LANES] = {0};
+        unpack_kquant(type, w, q, sc, mins);
+        for (int c = 0; c < 8; c++)
+            for (int k = 0; k < Q_LANES; k++)
+                for (int e = 32 * c + 4 * k; e < 32 * c + 4 * k + 4; e++)
+                    p[k] += sc[e] * q[e] * y->qs[e];
+        if (type == TT_Q6_K) {
+            const float d = fp16_to_fp32(((const block_q6_K *)w)->d) * y->d;
+            qacc_add(&acc, b, d, p);
+            continue;
+        }
+        uint16_t d16, dmin16;
+        memcpy(&d16, w, 2); /* Q4_K and Q5_K start with d, dmin */
+        memcpy(&dmin16, w + 2, 2);
+        int32_t summs = 0;
+        for (int c = 0; c < 8; c++)
+            summs += mins[c] * (y->bsums[2 * c] + y->bsums[2 * c + 1]);
+        qacc_add(&acc, b, fp16_to_fp32(d16) * y->d, p);
+        qacc_add_min(&acc, b, fp16_to_fp32(dmin16) * y->d, (float)summs);
+    }
+    return qacc_result(&acc, type == TT_Q6_K ? +1 : -1);
+}
+
+float kernels_dot_scalar(uint32_t weight_type, int64_t n, const void *w, const void *a)
+{
+    switch (weight_type) {
+    case TT_F32:
+    case TT_F16:
+    case TT_BF16:
+        return dot_float(weight_type, n, w, a);
+    case TT_Q4_0:
+    case TT_Q4_1:
+    case TT_Q5_0:
+    case TT_Q5_1:
+    case TT_Q8_0:
+        return dot_legacy(weight_type, n, w, a);
+    case TT_Q4_K:
+    case TT_Q5_K:
+    case TT_Q6_K:
+        return dot_kquant(weight_type, n, w, a);
+    default:
+        return 0.0f;
+    }
+}
+
+static void mul_mat_scalar(uint32_t weight_type, int64_t n, const void *w, size_t w_stride,
+                           const void *a, size_t a_stride, int64_t nb, float *y, size_t y_stride,
+                           int64_t r0, int64_t r1)
+{
+    const uint8_t *wp = w, *ap = a;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t b = 0; b < nb; b++)
+            y[(size_t)b * y_stride + (size_t)r] = kernels_dot_scalar(
+                weight_type, n, wp + (size_t)r * w_stride, ap + (size_t)b * a_stride);
+}
+
+const kernels kernels_scalar = {"scalar", kernels_quantize_activations_ref, mul_mat_scalar};

@@ -1,0 +1,72 @@
+/* Run-time choice of the kernel set from the CPU's features. Every set
+ * computes bit-identical results (kernels_impl.h), so the choice changes
+ * speed only. */
+#include "kernels_impl.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+static int cpu_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+}
+
+/* The AVX-512 file is compiled for F/BW/VL/DQ/VNNI (and AVX2, FMA, F16C);
+ * it uses no AVX512-BF16 instruction, so that feature is not required. */
+static int cpu_has_avx512(void)
+{
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
+const char *kernels_available(void)
+{
+#if defined(__x86_64__)
+    if (cpu_has_avx512())
+        return "scalar avx2 avx512";
+    if (cpu_has_avx2())
+        return "scalar avx2";
+    return "scalar";
+#elif defined(__aarch64__)
+    return "scalar neon"; /* Advanced SIMD is mandatory on AArch64 */
+#else
+    return "scalar";
+#endif
+}
+
+const kernels *kernels_by_name(const char *name)
+{
+    if (!name)
+        return NULL;
+    if (strcmp(name, "scalar") == 0)
+        return &kernels_scalar;
+#if defined(__x86_64__)
+    if (strcmp(name, "avx2") == 0)
+        return cpu_has_avx2() ? &kernels_avx2 : NULL;
+    if (strcmp(name, "avx512") == 0)
+        return cpu_has_avx512() ? &kernels_avx512 : NULL;
+#endif
+#if defined(__aarch64__)
+    if (strcmp(name, "neon") == 0)
+        return &kernels_neon;
+#endif
+    return NULL;
+}
+
+const kernels *kernels_best(void)
+{
+#if defined(__x86_64__)
+    if (cpu_has_avx512())
+        return &kernels_avx512;
+    if (cpu_has_avx2())
+        return &kernels_avx2;
+#elif defined(__aarch64__)
+    return &kernels_neon;
+#endif
+    return &kernels_scalar;
+}

@@ -1,0 +1,431 @@
+/* x86 kernel body shared by kernels_avx2.c and kernels_avx512.c (internal;
+ * include only from those two files). The includer defines how 4 adjacent
+ * u8 x s8 products become one int32 lane:
+ *   KX_DOT4(u, s)               8 int32 lanes, lane k = sum of bytes 4k..4k+3
+ *   KX_DOT4_SCALED(u, s, sc16)  the same times a per-lane scale given as
+ *                               int16 pairs (both int16s of a pair equal)
+ *   KX_DOT4_Q6(q, a, sc16)      sum of (q - 32) * a per lane, times scale
+ * and KX_KERNELS, KX_NAME for the exported table. AVX2 uses maddubs+madd,
+ * AVX-512 VNNI uses dpbusd; within our value ranges neither saturates, so
+ * both give the same exact integers and everything after is shared code.
+ *
+ * Every float step follows the canonical order of kernels_impl.h: block b
+ * fmadd's its 8 int32 partials into lane group b % 2; the lanes are stored
+ * and folded by lanes_fold(), the same C code the scalar path runs. */
+#ifndef ENGINE_KERNELS_X86_H
+#define ENGINE_KERNELS_X86_H
+
+#include "kernels_impl.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#define KX_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define KX_TILE          4  /* activation rows per weight-row pass */
+#define KX_ROW_BLOCK     16 /* weight rows kept hot while activation tiles stream */
+
+KX_ALWAYS_INLINE __m256i kx_load(const void *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+KX_ALWAYS_INLINE float kx_h2f(const void *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* Byte i of the result is 0x10 when bit i of bits is set, else 0. */
+KX_ALWAYS_INLINE __m256i kx_bits_to_0x10(uint32_t bits)
+{
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                            2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+/* 16 packed bytes -> 32 nibbles in element order (low nibbles first). */
+KX_ALWAYS_INLINE __m256i kx_nibbles(const uint8_t *qs)
+{
+    const __m128i x = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i m = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m), _mm_and_si128(x, m));
+}
+
+/* ----------------------------------------------------------- lane storage */
+
+/* Stores the two lane groups and the min accumulators and folds them like
+ * qacc_result() in kernels_scalar.c. */
+KX_ALWAYS_INLINE float kx_qresult(__m256 g0, __m256 g1, float m0, float m1, int min_sign)
+{
+    float l[Q_GROUPS * Q_LANES];
+    _mm256_storeu_ps(l, g0);
+    _mm256_storeu_ps(l + Q_LANES, g1);
+    float r = lanes_fold(l, Q_GROUPS * Q_LANES);
+    float m = m0 + m1;
+    return min_sign > 0 ? r + m : r - m;
+}
+
+/* ------------------------------------------------------ legacy block types */
+
+/* The 32 integer weights of one legacy block as bytes (offsets applied for
+ * Q4_0/Q5_0: signed; Q4_1/Q5_1: unsigned 0..31; Q8_0: signed). */
+KX_ALWAYS_INLINE __m256i kx_unpack_legacy(uint32_t type, const uint8_t *blk)
+{
+    switch (type) {
+    case TT_Q4_0:
+        return _mm256_sub_epi8(kx_nibbles(((const block_q4_0 *)blk)->qs), _mm256_set1_epi8(8));
+    case TT_Q4_1:
+        return kx_nibbles(((const block_q4_1 *)blk)->qs);
+    case TT_Q5_0: {
+        const block_q5_0 *b = (const block_q5_0 *)blk;
+        uint32_t qh;
+        memcpy(&qh, b->qh, 4);
+        __m256i q = _mm256_or_si256(kx_nibbles(b->qs), kx_bits_to_0x10(qh));
+        return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+    }
+    case TT_Q5_1: {
+        const block_q5_1 *b = (const block_q5_1 *)blk;
+        uint32_t qh;
+        memcpy(&qh, b->qh, 4);
+        return _mm256_or_si256(kx_nibbles(b->qs), kx_bits_to_0x10(qh));
+    }
+    default:
+        return kx_load(((const block_q8_0 *)blk)->qs);
+    }
+}
+
+/* One weight row (legacy type) against NT activation rows. Signed weights
+ * use |w| x sign(a, w) so the unsigned operand is the weight. */
+KX_ALWAYS_INLINE void kx_legacy_rows(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
+                                     const uint8_t *const *a, float *out)
+{
+    const size_t wb = type == TT_Q4_0   ? sizeof(block_q4_0)
+                      : type == TT_Q4_1 ? sizeof(block_q4_1)
+                      : type == TT_Q5_0 ? sizeof(block_q5_0)
+                      : type == TT_Q5_1 ? sizeof(block_q5_1)
+                                        : sizeof(block_q8_0);
+    const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
+    const int is_signed = !with_min;
+    const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t aq_off = with_min ? 4 : 2; /* offset of qs in the activation block */
+    __m256 acc[KX_TILE][Q_GROUPS];
+    float mins[KX_TILE][Q_GROUPS];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+        mins[t][0] = mins[t][1] = 0.0f;
+    }
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *wblk = w + (size_t)b * wb;
+        const int g = (int)(b & 1);
+        const __m256i q = kx_unpack_legacy(type, wblk);
+        const __m256i u = is_signed ? _mm256_sign_epi8(q, q) : q;
+        const float dw = kx_h2f(wblk);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const uint8_t *ablk = a[t] + (size_t)b * ab;
+            __m256i s = kx_load(ablk + aq_off);
+            if (is_signed)
+                s = _mm256_sign_epi8(s, q);
+            const __m256i p = KX_DOT4(u, s);
+            const __m256 scale = _mm256_set1_ps(dw * kx_h2f(ablk));
+            acc[t][g] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[t][g]);
+            if (with_min)
+                mins[t][g] = fmaf(kx_h2f(wblk + 2), kx_h2f(ablk + 2), mins[t][g]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        out[t] = kx_qresult(acc[t][0], acc[t][1], mins[t][0], mins[t][1], +1);
+}
+
+/* ---------------------------------------------------------------- k-quants */
+
+/* One Q4_K/Q5_K weight row against NT Q8_K activation rows. */
+KX_ALWAYS_INLINE void kx_q45k_rows(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
+                                   const uint8_t *const *a, float *out)
+{
+    const size_t wb = type == TT_Q4_K ? sizeof(block_q4_K) : sizeof(block_q5_K);
+    __m256 acc[KX_TILE][Q_GROUPS];
+    float mins[KX_TILE][Q_GROUPS];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+        mins[t][0] = mins[t][1] = 0.0f;
+    }
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *wblk = w + (size_t)b * wb;
+        const int g = (int)(b & 1);
+        const uint8_t *scales = wblk + 4;
+        const uint8_t *qs =
+            type == TT_Q4_K ? ((const block_q4_K *)wblk)->qs : ((const block_q5_K *)wblk)->qs;
+        uint8_t sc[8], mn[8];
+        for (int c = 0; c < 8; c++)
+            kq_scale_min(c, scales, &sc[c], &mn[c]);
+        __m256i qh = _mm256_setzero_si256();
+        if (type == TT_Q5_K)
+            qh = kx_load(((const block_q5_K *)wblk)->qh);
+        __m256i p[KX_TILE];
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            p[t] = _mm256_setzero_si256();
+        for (int pr = 0; pr < 4; pr++) {
+            const __m256i x = kx_load(qs + 32 * pr);
+            const __m256i m4 = _mm256_set1_epi8(0x0F);
+            __m256i lo = _mm256_and_si256(x, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+            if (type == TT_Q5_K) {
+                const __m256i one = _mm256_set1_epi8(1);
+                const __m128i c0 = _mm_cvtsi32_si128(2 * pr), c1 = _mm_cvtsi32_si128(2 * pr + 1);
+                lo = _mm256_or_si256(
+                    lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c0), one), 4));
+                hi = _mm256_or_si256(
+                    hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c1), one), 4));
+            }
+            const __m256i s_lo = _mm256_set1_epi16(sc[2 * pr]);
+            const __m256i s_hi = _mm256_set1_epi16(sc[2 * pr + 1]);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const int8_t *aq = ((const block_q8_K *)a[t])[b].qs + 64 * pr;
+                p[t] = _mm256_add_epi32(p[t], KX_DOT4_SCALED(lo, kx_load(aq), s_lo));
+                p[t] = _mm256_add_epi32(p[t], KX_DOT4_SCALED(hi, kx_load(aq + 32), s_hi));
+            }
+        }
+        const float dw = kx_h2f(wblk), dminw = kx_h2f(wblk + 2);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const block_q8_K *y = (const block_q8_K *)a[t] + b;
+            int32_t summs = 0;
+            for (int c = 0; c < 8; c++)
+                summs += mn[c] * (y->bsums[2 * c] + y->bsums[2 * c + 1]);
+            acc[t][g] =
+                _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), _mm256_cvtepi32_ps(p[t]), acc[t][g]);
+            mins[t][g] = fmaf(dminw * y->d, (float)summs, mins[t][g]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        out[t] = kx_qresult(acc[t][0], acc[t][1], mins[t][0], mins[t][1], -1);
+}
+
+/* One Q6_K weight row against NT Q8_K activation rows. */
+KX_ALWAYS_INLINE void kx_q6k_rows(int NT, int64_t nblk, const uint8_t *w, const uint8_t *const *a,
+                                  float *out)
+{
+    __m256 acc[KX_TILE][Q_GROUPS];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    for (int64_t b = 0; b < nblk; b++) {
+        const block_q6_K *x = (const block_q6_K *)w + b;
+        const int g = (int)(b & 1);
+        __m256i p[KX_TILE];
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            p[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i x0 = kx_load(x->ql + 64 * h), x1 = kx_load(x->ql + 64 * h + 32);
+            const __m256i hv = kx_load(x->qh + 32 * h);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(x0, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+            q[1] = _mm256_or_si256(
+                _mm256_and_si256(x1, m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+            q[2] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(x0, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+            q[3] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(x1, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            for (int s = 0; s < 4; s++) {
+                const int c = 4 * h + s;
+                const __m256i sc16 = _mm256_set_m128i(_mm_set1_epi16(x->scales[2 * c + 1]),
+                                                      _mm_set1_epi16(x->scales[2 * c]));
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *aq = ((const block_q8_K *)a[t])[b].qs + 32 * c;
+                    p[t] = _mm256_add_epi32(p[t], KX_DOT4_Q6(q[s], kx_load(aq), sc16));
+                }
+            }
+        }
+        const float dw = kx_h2f(&x->d);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const float d = dw * ((const block_q8_K *)a[t])[b].d;
+            acc[t][g] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p[t]), acc[t][g]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        out[t] = kx_qresult(acc[t][0], acc[t][1], 0.0f, 0.0f, +1);
+}
+
+/* ------------------------------------------------------------ float types */
+
+/* 8 weights from element j on as floats (exact conversions). */
+KX_ALWAYS_INLINE __m256 kx_load_w8(uint32_t type, const uint8_t *w, int64_t j)
+{
+    if (type == TT_F32)
+        return _mm256_loadu_ps((const float *)(const void *)(w + 4 * j));
+    const __m128i h = _mm_loadu_si128((const __m128i *)(w + 2 * j));
+    if (type == TT_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* Element j of a row into lane j % 32: four 8-lane accumulators per
+ * activation row; the tail (n % 32 elements) is finished in the stored
+ * lanes with fmaf, exactly as the scalar loop would. */
+KX_ALWAYS_INLINE void kx_float_rows(uint32_t type, int NT, int64_t n, const uint8_t *w,
+                                    const uint8_t *const *a, float *out)
+{
+    __m256 acc[2][4];
+#pragma GCC unroll 2
+    for (int t = 0; t < NT; t++)
+        for (int i = 0; i < 4; i++)
+            acc[t][i] = _mm256_setzero_ps();
+    const int64_t nmain = n - n % F_LANES;
+    for (int64_t j = 0; j < nmain; j += F_LANES) {
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const __m256 wv = kx_load_w8(type, w, j + 8 * i);
+#pragma GCC unroll 2
+            for (int t = 0; t < NT; t++) {
+                const float *x = (const float *)(const void *)a[t];
+                acc[t][i] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + j + 8 * i), acc[t][i]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int t = 0; t < NT; t++) {
+        float lane[F_LANES];
+        const float *x = (const float *)(const void *)a[t];
+        for (int i = 0; i < 4; i++)
+            _mm256_storeu_ps(lane + 8 * i, acc[t][i]);
+        for (int64_t j = nmain; j < n; j++) {
+            float wj;
+            if (type == TT_F32) {
+                memcpy(&wj, w + 4 * j, 4);
+            } else {
+                uint16_t h;
+                memcpy(&h, w + 2 * j, 2);
+                wj = type == TT_F16 ? _cvtsh_ss(h) : bf16_to_fp32(h);
+            }
+            lane[j % F_LANES] = fmaf(wj, x[j], lane[j % F_LANES]);
+        }
+        out[t] = lanes_fold(lane, F_LANES);
+    }
+}
+
+/* ---------------------------------------------------------------- driver */
+
+/* One weight row against nt (1..KX_TILE) activation rows, with the row
+ * count a compile-time constant in each specialisation. */
+#define KX_DISPATCH_NT(call_with_nt)                                                               \
+    switch (nt) {                                                                                  \
+    case 4:                                                                                        \
+        call_with_nt(4);                                                                           \
+        break;                                                                                     \
+    case 3:                                                                                        \
+        call_with_nt(3);                                                                           \
+        break;                                                                                     \
+    case 2:                                                                                        \
+        call_with_nt(2);                                                                           \
+        break;                                                                                     \
+    default:                                                                                       \
+        call_with_nt(1);                                                                           \
+        break;                                                                                     \
+    }
+
+static void kx_row_tile(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *const *a, int nt,
+                        float *out)
+{
+    switch (type) {
+#define KX_CALL_LEGACY(T, N)    kx_legacy_rows(T, N, n / QK32, w, a, out)
+#define KX_LEGACY_NT_TT_Q4_0(N) KX_CALL_LEGACY(TT_Q4_0, N)
+#define KX_LEGACY_NT_TT_Q4_1(N) KX_CALL_LEGACY(TT_Q4_1, N)
+#define KX_LEGACY_NT_TT_Q5_0(N) KX_CALL_LEGACY(TT_Q5_0, N)
+#define KX_LEGACY_NT_TT_Q5_1(N) KX_CALL_LEGACY(TT_Q5_1, N)
+#define KX_LEGACY_NT_TT_Q8_0(N) KX_CALL_LEGACY(TT_Q8_0, N)
+#define KX_Q4K(N)               kx_q45k_rows(TT_Q4_K, N, n / QK_K, w, a, out)
+#define KX_Q5K(N)               kx_q45k_rows(TT_Q5_K, N, n / QK_K, w, a, out)
+#define KX_Q6K(N)               kx_q6k_rows(N, n / QK_K, w, a, out)
+    case TT_Q4_0:
+        KX_DISPATCH_NT(KX_LEGACY_NT_TT_Q4_0) break;
+    case TT_Q4_1:
+        KX_DISPATCH_NT(KX_LEGACY_NT_TT_Q4_1) break;
+    case TT_Q5_0:
+        KX_DISPATCH_NT(KX_LEGACY_NT_TT_Q5_0) break;
+    case TT_Q5_1:
+        KX_DISPATCH_NT(KX_LEGACY_NT_TT_Q5_1) break;
+    case TT_Q8_0:
+        KX_DISPATCH_NT(KX_LEGACY_NT_TT_Q8_0) break;
+    case TT_Q4_K:
+        KX_DISPATCH_NT(KX_Q4K) break;
+    case TT_Q5_K:
+        KX_DISPATCH_NT(KX_Q5K) break;
+    case TT_Q6_K:
+        KX_DISPATCH_NT(KX_Q6K) break;
+    case TT_F32:
+    case TT_F16:
+    case TT_BF16:
+        /* float tiles are at most 2 rows: 4 accumulators per row */
+        for (int t = 0; t < nt; t += 2) {
+            if (nt - t >= 2) {
+                if (type == TT_F32)
+                    kx_float_rows(TT_F32, 2, n, w, a + t, out + t);
+                else if (type == TT_F16)
+                    kx_float_rows(TT_F16, 2, n, w, a + t, out + t);
+                else
+                    kx_float_rows(TT_BF16, 2, n, w, a + t, out + t);
+            } else {
+                if (type == TT_F32)
+                    kx_float_rows(TT_F32, 1, n, w, a + t, out + t);
+                else if (type == TT_F16)
+                    kx_float_rows(TT_F16, 1, n, w, a + t, out + t);
+                else
+                    kx_float_rows(TT_BF16, 1, n, w, a + t, out + t);
+            }
+        }
+        break;
+    default:
+        for (int t = 0; t < nt; t++)
+            out[t] = kernels_dot_scalar(type, n, w, a[t]);
+        break;
+    }
+}
+
+/* Blocks of KX_ROW_BLOCK weight rows; within a block, activation rows in
+ * tiles of KX_TILE, each tile against every row of the block. The loop
+ * order changes only which outputs are computed when, never how. */
+static void kx_mul_mat(uint32_t weight_type, int64_t n, const void *w, size_t w_stride,
+                       const void *a, size_t a_stride, int64_t nb, float *y, size_t y_stride,
+                       int64_t r0, int64_t r1)
+{
+    const uint8_t *wp = w, *ap = a;
+    for (int64_t rb = r0; rb < r1; rb += KX_ROW_BLOCK) {
+        const int64_t re = rb + KX_ROW_BLOCK < r1 ? rb + KX_ROW_BLOCK : r1;
+        for (int64_t b = 0; b < nb; b += KX_TILE) {
+            const int nt = (int)(nb - b < KX_TILE ? nb - b : KX_TILE);
+            const uint8_t *arow[KX_TILE];
+            for (int t = 0; t < nt; t++)
+                arow[t] = ap + (size_t)(b + t) * a_stride;
+            for (int64_t r = rb; r < re; r++) {
+                float out[KX_TILE];
+                kx_row_tile(weight_type, n, wp + (size_t)r * w_stride, arow, nt, out);
+                for (int t = 0; t < nt; t++)
+                    y[(size_t)(b + t) * y_stride + (size_t)r] = out[t];
+            }
+        }
+    }
+}
+
+const kernels KX_KERNELS = {KX_NAME, kernels_quantize_activations_ref, kx_mul_mat};
+
+#endif

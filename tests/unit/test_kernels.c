@@ -1,0 +1,389 @@
+/* Kernel tests: the scalar product agrees with the dot product of the
+ * dequantized operands; every SIMD path this CPU runs is bit-identical to
+ * scalar for every type; results do not depend on the r0/r1 split or on the
+ * number of activation rows. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include <cmocka.h>
+
+#include "engine/engine.h"
+#include "engine/quant.h"
+
+static const uint32_t WEIGHT_TYPES[] = {TT_F32,  TT_F16,  TT_BF16, TT_Q4_0, TT_Q4_1, TT_Q5_0,
+                                        TT_Q5_1, TT_Q8_0, TT_Q4_K, TT_Q5_K, TT_Q6_K};
+#define N_WEIGHT_TYPES (sizeof WEIGHT_TYPES / sizeof WEIGHT_TYPES[0])
+
+/* Deterministic generator (xorshift64*), so a failure reproduces. */
+typedef struct {
+    uint64_t s;
+} rng;
+
+static uint64_t rng_next(rng *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 0x2545F4914F6CDD1DULL;
+}
+
+static float rng_uniform(rng *r) /* [-1, 1) */
+{
+    return (float)((double)(rng_next(r) >> 11) / 4503599627370496.0 - 1.0);
+}
+
+/* Roughly normal values with occasional outliers, like real weights. */
+static float rng_value(rng *r)
+{
+    float v = rng_uniform(r) + rng_uniform(r) + rng_uniform(r);
+    if (rng_next(r) % 61 == 0)
+        v *= 8.0f;
+    return v;
+}
+
+static uint64_t row_bytes(uint32_t type, int64_t n)
+{
+    uint64_t b = 0;
+    assert_int_equal(tensor_row_bytes(type, (uint64_t)n, &b), 0);
+    return b;
+}
+
+static void put_half(uint8_t *p, float v)
+{
+    uint16_t h = fp32_to_fp16(v);
+    memcpy(p, &h, 2);
+}
+
+/* Random quantized bytes with sane (finite, modest) fp16 scale fields, to
+ * reach bit patterns a quantizer never writes (e.g. Q8_0 -128). */
+static void raw_random_blocks(uint32_t type, uint8_t *buf, int64_t n, rng *r)
+{
+    const tensor_type_info *t = tensor_type_get(type);
+    const uint64_t bytes = row_bytes(type, n);
+    for (uint64_t i = 0; i < bytes; i++)
+        buf[i] = (uint8_t)rng_next(r);
+    if (t->block == 1) { /* float rows: overwrite with finite values */
+        float *tmp = malloc((size_t)n * sizeof(float));
+        assert_non_null(tmp);
+        for (int64_t i = 0; i < n; i++)
+            tmp[i] = rng_value(r);
+        assert_int_equal(quantize_row(type, tmp, buf, n), 0);
+        free(tmp);
+        return;
+    }
+    for (uint8_t *b = buf; b < buf + bytes; b += t->bytes) {
+        switch (type) {
+        case TT_Q4_1:
+        case TT_Q5_1:
+        case TT_Q4_K:
+        case TT_Q5_K:
+            put_half(b + 2, rng_uniform(r) * 0.05f);
+            put_half(b, rng_uniform(r) * 0.05f);
+            break;
+        case TT_Q6_K:
+            put_half(b + 208, rng_uniform(r) * 0.01f);
+            break;
+        default:
+            put_half(b, rng_uniform(r) * 0.05f);
+            break;
+        }
+    }
+}
+
+/* rows x n weights: realistic (quantized from random floats) or raw. */
+static uint8_t *make_weights(uint32_t type, int64_t rows, int64_t n, int raw, rng *r)
+{
+    const uint64_t rb = row_bytes(type, n);
+    uint8_t *w = malloc((size_t)(rb * (uint64_t)rows));
+    float *x = malloc((size_t)n * sizeof(float));
+    assert_non_null(w);
+    assert_non_null(x);
+    for (int64_t i = 0; i < rows; i++) {
+        if (raw) {
+            raw_random_blocks(type, w + (size_t)i * rb, n, r);
+            continue;
+        }
+        for (int64_t j = 0; j < n; j++)
+            x[j] = rng_value(r) * 0.02f;
+        assert_int_equal(quantize_row(type, x, w + (size_t)i * rb, n), 0);
+    }
+    free(x);
+    return w;
+}
+
+/* nb activation rows quantized for weight_type with kernel set k. */
+static uint8_t *make_activations(const kernels *k, uint32_t type, int64_t nb, int64_t n,
+                                 float **xs_out, rng *r)
+{
+    const size_t ab = activation_row_bytes(type, n);
+    uint8_t *a = malloc(ab * (size_t)nb);
+    float *xs = malloc((size_t)(nb * n) * sizeof(float));
+    assert_true(ab > 0);
+    assert_non_null(a);
+    assert_non_null(xs);
+    for (int64_t i = 0; i < nb * n; i++)
+        xs[i] = rng_value(r);
+    for (int64_t b = 0; b < nb; b++)
+        k->quantize_activations(type, xs + b * n, a + (size_t)b * ab, n);
+    if (xs_out)
+        *xs_out = xs;
+    else
+        free(xs);
+    return a;
+}
+
+static int64_t block_of(uint32_t type)
+{
+    return (int64_t)tensor_type_get(type)->block;
+}
+
+static float get_half(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return fp16_to_fp32(h);
+}
+
+/* Q4_1/Q5_1 meet Q8_1 activations whose block sum s = d * sum(q) is stored
+ * as fp16 (GGML's layout), so the min term m * s carries up to 2^-11
+ * relative rounding that the dequantized dot does not see. */
+static double min_term_slack(uint32_t type, const uint8_t *w, const uint8_t *a, int64_t n)
+{
+    if (type != TT_Q4_1 && type != TT_Q5_1)
+        return 0.0;
+    const size_t wb = tensor_type_get(type)->bytes, ab = tensor_type_get(TT_Q8_1)->bytes;
+    double slack = 0.0;
+    for (int64_t b = 0; b < n / 32; b++)
+        slack += fabs((double)get_half(w + b * wb + 2) * get_half(a + b * ab + 2)) / 1024.0;
+    return slack;
+}
+
+static void test_selection(void **state)
+{
+    (void)state;
+    const char *avail = kernels_available();
+    assert_non_null(avail);
+    assert_string_equal(avail, engine_kernels_available());
+    assert_non_null(strstr(avail, "scalar"));
+    assert_non_null(kernels_by_name("scalar"));
+    assert_string_equal(kernels_by_name("scalar")->name, "scalar");
+    assert_null(kernels_by_name("sse9"));
+    assert_null(kernels_by_name(NULL));
+    const kernels *best = kernels_best();
+    assert_non_null(best);
+    assert_non_null(strstr(avail, best->name));
+    /* every advertised name resolves to a table of that name */
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", avail);
+    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok;
+         tok = strtok_r(NULL, " ", &save)) {
+        const kernels *k = kernels_by_name(tok);
+        assert_non_null(k);
+        assert_string_equal(k->name, tok);
+    }
+    printf("kernel sets on this CPU: %s (best: %s)\n", avail, best->name);
+}
+
+/* Scalar mul_mat against a double-precision dot of the dequantized weight
+ * row and dequantized activation row. */
+static void test_scalar_matches_dequantized_dot(void **state)
+{
+    (void)state;
+    const kernels *k = kernels_by_name("scalar");
+    rng r = {0x1234567ULL};
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        const uint32_t type = WEIGHT_TYPES[ti];
+        const int64_t ns[] = {block_of(type) == 1 ? 37 : block_of(type), 512, 1536};
+        for (size_t ni = 0; ni < 3; ni++) {
+            for (int raw = 0; raw < 2; raw++) {
+                const int64_t n = ns[ni];
+                const uint32_t at = activation_type(type);
+                uint8_t *w = make_weights(type, 1, n, raw, &r);
+                uint8_t *a = make_activations(k, type, 1, n, NULL, &r);
+                float *dw = malloc((size_t)n * sizeof(float));
+                float *da = malloc((size_t)n * sizeof(float));
+                assert_int_equal(dequantize_row(type, w, dw, n), 0);
+                assert_int_equal(dequantize_row(at, a, da, n), 0);
+                double ref = 0.0, mag = 0.0;
+                for (int64_t j = 0; j < n; j++) {
+                    ref += (double)dw[j] * da[j];
+                    mag += fabs((double)dw[j] * da[j]);
+                }
+                float y = NAN;
+                k->mul_mat(type, n, w, 0, a, 0, 1, &y, 1, 0, 1);
+                if (!(fabs(y - ref) <= 2e-5 * mag + min_term_slack(type, w, a, n) + 1e-12))
+                    fail_msg("%s n=%lld raw=%d: scalar %.9g, dequantized dot %.9g (mag %.3g)",
+                             tensor_type_get(type)->name, (long long)n, raw, y, ref, mag);
+                free(dw);
+                free(da);
+                free(w);
+                free(a);
+            }
+        }
+    }
+}
+
+/* The activation row that the kernels see dequantizes close to the input. */
+static void test_activation_formats(void **state)
+{
+    (void)state;
+    rng r = {99};
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        const uint32_t type = WEIGHT_TYPES[ti];
+        const int64_t n = 512;
+        float *xs = NULL;
+        uint8_t *a = make_activations(kernels_by_name("scalar"), type, 1, n, &xs, &r);
+        float *back = malloc((size_t)n * sizeof(float));
+        assert_int_equal(dequantize_row(activation_type(type), a, back, n), 0);
+        double err = 0, sig = 0;
+        for (int64_t j = 0; j < n; j++) {
+            err += (back[j] - xs[j]) * (double)(back[j] - xs[j]);
+            sig += (double)xs[j] * xs[j];
+        }
+        /* rint to 8 bits: error <= d/2, d = block amax / 127 (outliers in
+         * the data make 256-element blocks coarser) */
+        const double bound = block_of(type) == 256 ? 0.04 : 0.02;
+        if (!(sqrt(err / sig) < bound))
+            fail_msg("%s activations: relative rms error %.4g", tensor_type_get(type)->name,
+                     sqrt(err / sig));
+        free(back);
+        free(xs);
+        free(a);
+    }
+}
+
+static void compare_bits(const char *what, uint32_t type, int64_t n, int64_t nb, const float *ref,
+                         const float *got, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (memcmp(&ref[i], &got[i], sizeof(float)) != 0)
+            fail_msg("%s: %s n=%lld nb=%lld: output %zu is %.9g, scalar gives %.9g", what,
+                     tensor_type_get(type)->name, (long long)n, (long long)nb, i, got[i], ref[i]);
+    }
+}
+
+/* Runs one whole product with kernel set k into y (nb x rows). */
+static void run_full(const kernels *k, uint32_t type, int64_t n, const uint8_t *w, int64_t rows,
+                     const uint8_t *a, int64_t nb, float *y)
+{
+    k->mul_mat(type, n, w, (size_t)row_bytes(type, n), a, activation_row_bytes(type, n), nb, y,
+               (size_t)rows, 0, rows);
+}
+
+/* Every non-scalar set this CPU runs equals scalar bit for bit, for every
+ * type, several lengths and activation-row counts, realistic and raw data. */
+static void test_simd_bit_identical(void **state)
+{
+    (void)state;
+    const char *names[] = {"avx2", "avx512", "neon"};
+    const kernels *scalar = kernels_by_name("scalar");
+    int tested = 0;
+    rng r = {0xfeedULL};
+    for (size_t ki = 0; ki < 3; ki++) {
+        const kernels *k = kernels_by_name(names[ki]);
+        if (!k) {
+            printf("kernel set %s: not available on this CPU, skipped\n", names[ki]);
+            continue;
+        }
+        tested++;
+        for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+            const uint32_t type = WEIGHT_TYPES[ti];
+            const int64_t bs = block_of(type);
+            const int64_t ns[] = {bs == 1 ? 172 : (bs == 32 ? 96 : 256), 512, bs == 1 ? 33 : 2048};
+            const int64_t nbs[] = {1, 3, 4, 5, 9};
+            for (size_t ni = 0; ni < 3; ni++) {
+                for (size_t bi = 0; bi < 5; bi++) {
+                    const int64_t n = ns[ni], nb = nbs[bi], rows = 19;
+                    const int raw = (int)((ni + bi) % 2);
+                    uint8_t *w = make_weights(type, rows, n, raw, &r);
+                    uint8_t *a = make_activations(scalar, type, nb, n, NULL, &r);
+                    float *ys = malloc((size_t)(rows * nb) * sizeof(float));
+                    float *yk = malloc((size_t)(rows * nb) * sizeof(float));
+                    run_full(scalar, type, n, w, rows, a, nb, ys);
+                    run_full(k, type, n, w, rows, a, nb, yk);
+                    compare_bits(k->name, type, n, nb, ys, yk, (size_t)(rows * nb));
+                    free(ys);
+                    free(yk);
+                    free(w);
+                    free(a);
+                }
+            }
+        }
+        /* activation quantization is the same bytes on every path */
+        const int64_t n = 1024;
+        for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+            const uint32_t type = WEIGHT_TYPES[ti];
+            rng r1 = {7}, r2 = {7};
+            float *x1 = NULL, *x2 = NULL;
+            uint8_t *a1 = make_activations(scalar, type, 1, n, &x1, &r1);
+            uint8_t *a2 = make_activations(k, type, 1, n, &x2, &r2);
+            assert_memory_equal(a1, a2, activation_row_bytes(type, n));
+            free(a1);
+            free(a2);
+            free(x1);
+            free(x2);
+        }
+        printf("kernel set %s: bit-identical to scalar for all %zu types\n", k->name,
+               N_WEIGHT_TYPES);
+    }
+    assert_true(tested >= 0);
+}
+
+/* Splitting rows (as threads do) or feeding activation rows one at a time
+ * (as decode does) changes no bit of any output, on every available path. */
+static void test_split_independence(void **state)
+{
+    (void)state;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", kernels_available());
+    rng r = {4242};
+    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok;
+         tok = strtok_r(NULL, " ", &save)) {
+        const kernels *k = kernels_by_name(tok);
+        for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+            const uint32_t type = WEIGHT_TYPES[ti];
+            const int64_t n = block_of(type) == 256 ? 768 : 160, rows = 37, nb = 7;
+            const size_t ab = activation_row_bytes(type, n);
+            const size_t wb = (size_t)row_bytes(type, n);
+            uint8_t *w = make_weights(type, rows, n, 0, &r);
+            uint8_t *a = make_activations(k, type, nb, n, NULL, &r);
+            float *full = malloc((size_t)(rows * nb) * sizeof(float));
+            float *part = malloc((size_t)(rows * nb) * sizeof(float));
+            run_full(k, type, n, w, rows, a, nb, full);
+            /* uneven row ranges, all activation rows at once */
+            const int64_t cuts[] = {0, 1, 6, 17, 18, 37};
+            for (int c = 0; c + 1 < 6; c++)
+                k->mul_mat(type, n, w, wb, a, ab, nb, part, (size_t)rows, cuts[c], cuts[c + 1]);
+            compare_bits("row split", type, n, nb, full, part, (size_t)(rows * nb));
+            /* one activation row at a time, one weight row at a time */
+            memset(part, 0, (size_t)(rows * nb) * sizeof(float));
+            for (int64_t b = 0; b < nb; b++)
+                for (int64_t row = 0; row < rows; row++)
+                    k->mul_mat(type, n, w, wb, a + (size_t)b * ab, ab, 1, part + b * rows, 1, row,
+                               row + 1);
+            compare_bits("single rows", type, n, nb, full, part, (size_t)(rows * nb));
+            free(full);
+            free(part);
+            free(w);
+            free(a);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_selection),
+        cmocka_unit_test(test_activation_formats),
+        cmocka_unit_test(test_scalar_matches_dequantized_dot),
+        cmocka_unit_test(test_simd_bit_identical),
+        cmocka_unit_test(test_split_independence),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
