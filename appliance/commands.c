@@ -4,6 +4,8 @@
 
 static const command table[] = {
     {"version", "print version and build id", cmd_version},
+    {"generate", "generate text from a model and a prompt", cmd_generate},
+    {"bench", "measure prefill and decode speed against the memory bound", cmd_bench},
 };
 
 const command *commands_table(size_t *count)

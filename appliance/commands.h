@@ -4,5 +4,7 @@
 #include "cli.h"
 
 int cmd_version(const app_ctx *ctx, int argc, char **argv);
+int cmd_generate(const app_ctx *ctx, int argc, char **argv);
+int cmd_bench(const app_ctx *ctx, int argc, char **argv);
 
 #endif
