@@ -109,38 +109,6 @@ static int parse_bench_args(int argc, char **argv, bench_opts *o)
     return -1;
 }
 
-/* Writes the synthetic model to an unlinked temporary file and maps it. */
-static int map_synthetic(const char *spec, model_map *map, char *err, size_t errlen)
-{
-    const char *dir = getenv("TMPDIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/appliance-synth-XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot create a temporary file in %s: %s",
-                 dir && *dir ? dir : "/tmp", strerror(errno));
-        return -1;
-    }
-    unlink(path); /* the mapping keeps the data; nothing is left behind */
-    FILE *f = fdopen(fd, "w+b");
-    if (!f) {
-        snprintf(err, errlen, "cannot open the temporary file: %s", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    fprintf(stderr, "bench: writing synthetic model %s (random weights) to a temporary file\n",
-            spec);
-    int rc = engine_synth_write(spec, 1, f, err, errlen);
-    if (rc == 0 && fflush(f) != 0) {
-        snprintf(err, errlen, "cannot write the temporary file: %s", strerror(errno));
-        rc = -1;
-    }
-    if (rc == 0)
-        rc = model_map_fd(map, fileno(f), spec, err, errlen);
-    fclose(f);
-    return rc;
-}
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -302,7 +270,7 @@ int cmd_bench(const app_ctx *ctx, int argc, char **argv)
     const char *name = o.model ? o.model : o.synthetic;
     rc = EXIT_FAIL;
     if ((o.model ? model_map_open(&map, o.model, err, sizeof err)
-                 : map_synthetic(o.synthetic, &map, err, sizeof err)) != 0 ||
+                 : model_map_synthetic(&map, o.synthetic, err, sizeof err)) != 0 ||
         !(m = engine_model_load(map.data, map.size, o.kernels, err, sizeof err)))
         goto fail;
     engine_model_get_info(m, &info);

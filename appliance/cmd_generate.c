@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #define GENERATE_USAGE                                                                             \
-    "appliance generate -m MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P]\n"            \
-    "       [--min-p M] [--repeat-penalty R] [--seed S] [--greedy] [-t THREADS] [-c CTX]\n"        \
-    "       [--kernels NAME] [--json]"
+    "appliance generate (-m MODEL | --synthetic SPEC) -p PROMPT [-n N] [--temp T]\n"               \
+    "       [--top-k K] [--top-p P] [--min-p M] [--repeat-penalty R] [--seed S] [--greedy]\n"      \
+    "       [-t THREADS] [-c CTX] [--kernels NAME] [--json]"
 
 #define GENERATE_HELP                                                                              \
     "Generates text from MODEL (a GGUF file) after PROMPT and streams it to stdout.\n"             \
@@ -36,7 +36,7 @@
     "      --json              print one JSON object instead of streaming text\n"
 
 typedef struct gen_opts {
-    const char *model, *prompt, *kernels;
+    const char *model, *synthetic, *prompt, *kernels;
     uint32_t n_predict, n_ctx;
     int threads, json, have_seed;
     engine_sampler_params sampling;
@@ -82,7 +82,8 @@ enum {
     OPT_SEED,
     OPT_GREEDY,
     OPT_JSON,
-    OPT_KERNELS
+    OPT_KERNELS,
+    OPT_SYNTH,
 };
 
 /* Parses argv into o; returns -1 when done, else an exit code to return. */
@@ -102,6 +103,7 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
         {"seed", required_argument, NULL, OPT_SEED},
         {"greedy", no_argument, NULL, OPT_GREEDY},
         {"json", no_argument, NULL, OPT_JSON},
+        {"synthetic", required_argument, NULL, OPT_SYNTH},
         {"kernels", required_argument, NULL, OPT_KERNELS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -167,6 +169,9 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
         case OPT_JSON:
             o->json = 1;
             break;
+        case OPT_SYNTH:
+            o->synthetic = optarg;
+            break;
         case OPT_KERNELS:
             o->kernels = optarg;
             break;
@@ -180,10 +185,9 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
     if (optind < argc)
         return cli_usage_error("generate", GENERATE_USAGE, "unexpected argument '%s'",
                                argv[optind]);
-    if (!o->model || !o->prompt)
+    if (!o->model == !o->synthetic || !o->prompt)
         return cli_usage_error("generate", GENERATE_USAGE,
-                               "both -m MODEL and -p PROMPT are "
-                               "required");
+                               "give -p PROMPT and exactly one of -m MODEL and --synthetic SPEC");
     return -1;
 }
 
@@ -245,7 +249,8 @@ static int load(const gen_opts *o, model_map *map, engine_model **m, engine_ctx 
     char err[512];
     engine_ctx_params cp;
     engine_model_info info;
-    if (model_map_open(map, o->model, err, sizeof err) != 0 ||
+    if ((o->model ? model_map_open(map, o->model, err, sizeof err)
+                  : model_map_synthetic(map, o->synthetic, err, sizeof err)) != 0 ||
         !(*m = engine_model_load(map->data, map->size, o->kernels, err, sizeof err))) {
         cli_error("generate", "%s", err);
         return -1;
@@ -301,6 +306,7 @@ int cmd_generate(const app_ctx *ctx, int argc, char **argv)
         }
     } else {
         printf("\n");
+        fflush(stdout); /* before the statistics on stderr */
         fprintf(stderr,
                 "prompt: %zu tokens, %.1f ms (%.1f tokens/s); output: %zu tokens, "
                 "%.1f ms decode (%.1f tokens/s); finish: %s\n",

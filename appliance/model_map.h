@@ -15,6 +15,9 @@ typedef struct model_map {
 int model_map_open(model_map *m, const char *path, char *err, size_t errlen);
 /* Maps an already open descriptor (not closed here). */
 int model_map_fd(model_map *m, int fd, const char *what, char *err, size_t errlen);
+/* Writes the synthetic model spec ("tiny:q8_0", see engine_synth_write) to
+ * an unlinked temporary file and maps it; says so on stderr. */
+int model_map_synthetic(model_map *m, const char *spec, char *err, size_t errlen);
 void model_map_close(model_map *m);
 
 #endif
