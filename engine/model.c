@@ -631,6 +631,7 @@ static void embed(const run *r, const int32_t *tokens, int nb)
 {
     const weight *e = &r->m->tok_embd;
     for (int b = 0; b < nb; b++)
+        /* the type was checked at load: every supported type dequantizes */
         (void)dequantize_row(e->type, e->data + (size_t)tokens[b] * e->row_bytes,
                              r->s->x + (size_t)b * e->n_in, e->n_in);
 }
