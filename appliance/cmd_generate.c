@@ -28,7 +28,7 @@
     "      --top-p P           nucleus sampling (default 0.95; 1 = off)\n"                         \
     "      --min-p M           drop tokens below M times the best (default 0 = off)\n"             \
     "      --repeat-penalty R  penalize the last 64 tokens (default 1 = off)\n"                    \
-    "      --seed S            random seed (default: random, printed to stderr)\n"                 \
+    "      --seed S            random seed, 0..2^63-1 (default: random, printed to stderr)\n"      \
     "      --greedy            same as --temp 0\n"                                                 \
     "  -t, --threads N         threads (default: online CPUs)\n"                                   \
     "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"              \
@@ -159,7 +159,7 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
                 return bad_value("--repeat-penalty", optarg);
             break;
         case OPT_SEED:
-            if (parse_u64_arg(optarg, UINT64_MAX, &o->sampling.seed))
+            if (parse_u64_arg(optarg, INT64_MAX, &o->sampling.seed))
                 return bad_value("--seed", optarg);
             o->have_seed = 1;
             break;
@@ -281,6 +281,7 @@ int cmd_generate(const app_ctx *ctx, int argc, char **argv)
             cli_error("generate", "cannot draw a random seed: %s", strerror(errno));
             return EXIT_FAIL;
         }
+        o.sampling.seed >>= 1; /* 63 bits: JSON readers take it as a signed integer */
         fprintf(stderr, "seed: %llu\n", (unsigned long long)o.sampling.seed);
     }
     model_map map = {0};

@@ -5,6 +5,7 @@
 #include "pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +19,19 @@
 #endif
 
 /* Spin iterations before sleeping: ~50-100 us, longer than the gap between two
- * parallel-fors of one forward pass, far shorter than a human pause. */
-#define POOL_SPIN 20000
+ * parallel-fors of one forward pass, far shorter than a human pause. Every
+ * POOL_YIELD_EVERY iterations the spinner yields, so that on an
+ * oversubscribed CPU the thread it waits for gets to run. */
+#define POOL_SPIN        20000
+#define POOL_YIELD_EVERY 512
+
+static void spin_pause(int i)
+{
+    if (i % POOL_YIELD_EVERY == POOL_YIELD_EVERY - 1)
+        sched_yield();
+    else
+        cpu_relax();
+}
 
 typedef struct worker {
     pool *p;
@@ -67,7 +79,7 @@ static uint_fast64_t wait_for_job(pool *p, uint_fast64_t seen)
         uint_fast64_t g = atomic_load_explicit(&p->generation, memory_order_acquire);
         if (g != seen || atomic_load(&p->stop))
             return g;
-        cpu_relax();
+        spin_pause(i);
     }
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
@@ -174,7 +186,7 @@ void pool_for(pool *p, int64_t n, int64_t grain, pool_fn fn, void *arg)
     for (int i = 0; i < POOL_SPIN; i++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
             return;
-        cpu_relax();
+        spin_pause(i);
     }
     pthread_mutex_lock(&p->mu);
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
