@@ -5,18 +5,21 @@
  *     multiplied when negative or zero. NaN logits count as -infinity.
  *  2. temperature <= 0 (greedy): the largest logit wins, ties to the lower id;
  *     no random number is drawn.
- *  3. Otherwise candidates are sorted by logit, descending, ties by lower id.
- *     top_k > 0 keeps the first top_k.
- *  4. Probabilities at temperature 1 (p_i = exp(l_i - l_0) / sum, the sum in
- *     double in sorted order): top_p < 1 keeps the shortest prefix whose
- *     cumulative probability reaches top_p; min_p > 0 then keeps candidates
- *     with p_i >= min_p * p_0. At least one candidate always remains.
+ *  3. Otherwise candidates are ranked by logit, descending, ties by lower id
+ *     (l_0 is the best logit). top_k > 0 keeps the first top_k in rank order.
+ *  4. At temperature 1, with e_i = exp(l_i - l_0) in double and
+ *     Z = the sum of e_i over the kept candidates in ascending token id
+ *     order: top_p < 1 keeps the shortest rank-order prefix whose running
+ *     sum of e_i (in rank order) is >= top_p * Z; min_p > 0 then keeps the
+ *     candidates with e_i >= min_p. At least one candidate always remains.
  *  5. Weights w_i = exp((l_i - l_0) / temperature), summed in double in
  *     sorted order to W; one uniform u is drawn (sampler.h) and the first
  *     candidate whose running sum exceeds u * W is chosen (the last one if
  *     rounding leaves none).
  * This is llama.cpp's default chain order (penalties, top-k, top-p, min-p,
- * temperature, draw). */
+ * temperature, draw). Only as much of the ranking as step 4 needs is
+ * computed (selection, then a sort of the best few), which gives the same
+ * result as sorting everything. */
 #include "sampler.h"
 #include "engine.h"
 
@@ -196,29 +199,90 @@ static int by_logit_desc(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Length of the prefix kept by top-p and min-p at temperature 1 (>= 1). */
-static size_t nucleus(const candidate *c, size_t n, float top_p, float min_p)
+static int better(const candidate *a, const candidate *b)
 {
-    double sum = 0;
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
+static void swap_cand(candidate *a, candidate *b)
+{
+    candidate t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Moves the m best candidates of c[0, n) (rank order) into c[0, m), in no
+ * particular order: quickselect with a median-of-three pivot, falling back
+ * to a full sort if the partitions keep coming out lopsided. */
+static void select_best(candidate *c, size_t n, size_t m)
+{
+    size_t lo = 0, hi = n;
+    for (int round = 0; hi - lo > 1; round++) {
+        if (round == 64) {
+            qsort(c + lo, hi - lo, sizeof *c, by_logit_desc);
+            return;
+        }
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        if (better(&c[mid], &c[lo]))
+            swap_cand(&c[mid], &c[lo]);
+        if (better(&c[last], &c[lo]))
+            swap_cand(&c[last], &c[lo]);
+        if (better(&c[mid], &c[last]))
+            swap_cand(&c[mid], &c[last]); /* the median is now at last */
+        size_t store = lo;
+        for (size_t i = lo; i < last; i++)
+            if (better(&c[i], &c[last]))
+                swap_cand(&c[i], &c[store++]);
+        swap_cand(&c[store], &c[last]);
+        if (store == m)
+            return;
+        if (store < m)
+            lo = store + 1;
+        else
+            hi = store;
+    }
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const candidate *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Z of step 4: the sum of exp(l_i - l0) over c[0, n), in ascending id order
+ * (c is in id order when n is the whole vocabulary; else sorted here). */
+static double partition_sum(candidate *c, size_t n, double l0, int in_id_order)
+{
+    if (!in_id_order)
+        qsort(c, n, sizeof *c, by_id);
+    double z = 0;
     for (size_t i = 0; i < n; i++)
-        sum += exp((double)c[i].logit - (double)c[0].logit);
-    size_t keep = n;
+        z += exp((double)c[i].logit - l0);
+    return z;
+}
+
+/* Length of the rank-order prefix of c[0, m) kept by top-p and min-p, or 0
+ * when the cut may lie beyond m. c[0, m) is sorted; z as above. */
+static size_t nucleus(const candidate *c, size_t m, int complete, double z, float top_p,
+                      float min_p)
+{
+    double l0 = (double)c[0].logit, cum = 0;
+    size_t keep = complete ? m : 0;
     if (top_p < 1.0f) {
-        double cum = 0;
-        for (size_t i = 0; i < n; i++) {
-            cum += exp((double)c[i].logit - (double)c[0].logit) / sum;
-            if (cum >= top_p) {
+        for (size_t i = 0; i < m; i++) {
+            cum += exp((double)c[i].logit - l0);
+            if (cum >= (double)top_p * z) {
                 keep = i + 1;
                 break;
             }
         }
     }
     if (min_p > 0.0f) {
-        /* p_i >= min_p * p_0  <=>  exp(l_i - l_0) >= min_p */
-        size_t k = 1;
-        while (k < keep && exp((double)c[k].logit - (double)c[0].logit) >= (double)min_p)
+        size_t k = 1, limit = keep ? keep : m;
+        while (k < limit && exp((double)c[k].logit - l0) >= (double)min_p)
             k++;
-        keep = k;
+        if (k < limit || keep)
+            keep = k;
     }
     return keep;
 }
@@ -244,12 +308,22 @@ int32_t engine_sampler_sample(engine_sampler *s, const float *logits)
     apply_repeat_penalty(s);
     if (s->p.temperature <= 0.0f)
         return argmax(s->cand, s->n_vocab);
-    qsort(s->cand, s->n_vocab, sizeof *s->cand, by_logit_desc);
     size_t n = s->n_vocab;
-    if (s->p.top_k > 0 && (uint32_t)s->p.top_k < n)
+    int32_t best = argmax(s->cand, s->n_vocab);
+    double l0 = (double)s->cand[best].logit;
+    if (l0 == -INFINITY)
+        return best; /* nothing finite: the lowest id */
+    if (s->p.top_k > 0 && (uint32_t)s->p.top_k < n) {
+        select_best(s->cand, n, (size_t)s->p.top_k);
         n = (size_t)s->p.top_k;
-    if (s->cand[0].logit == -INFINITY)
-        return s->cand[0].id; /* nothing finite: fall back to the lowest id */
-    n = nucleus(s->cand, n, s->p.top_p, s->p.min_p);
-    return draw(s, n);
+    }
+    double z = partition_sum(s->cand, n, l0, n == s->n_vocab);
+    /* rank only as deep as the nucleus reaches: 64, then 8x more each time */
+    for (size_t m = n < 64 ? n : 64;; m = m * 8 < n ? m * 8 : n) {
+        select_best(s->cand, n, m);
+        qsort(s->cand, m, sizeof *s->cand, by_logit_desc);
+        size_t keep = nucleus(s->cand, m, m == n, z, s->p.top_p, s->p.min_p);
+        if (keep)
+            return draw(s, keep);
+    }
 }

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -197,6 +198,102 @@ static void test_invalid_params(void **state)
     assert_null(engine_sampler_new(&p, 0, err, sizeof err));
 }
 
+/* ---- the documented procedure, written plainly with a full sort ---------- */
+
+typedef struct ref_cand {
+    float logit;
+    int32_t id;
+} ref_cand;
+
+static int ref_rank(const void *a, const void *b)
+{
+    const ref_cand *x = a, *y = b;
+    if (x->logit != y->logit)
+        return x->logit > y->logit ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int ref_by_id(const void *a, const void *b)
+{
+    const ref_cand *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int32_t reference_sample(const float *logits, int n, float temp, int top_k, float top_p,
+                                float min_p, rng *r)
+{
+    ref_cand *c = malloc((size_t)n * sizeof *c), *k = malloc((size_t)n * sizeof *k);
+    for (int i = 0; i < n; i++)
+        c[i] = (ref_cand){logits[i], i};
+    qsort(c, (size_t)n, sizeof *c, ref_rank);
+    size_t kept = top_k > 0 && top_k < n ? (size_t)top_k : (size_t)n;
+    double l0 = c[0].logit, z = 0, cum = 0;
+    memcpy(k, c, kept * sizeof *k);
+    qsort(k, kept, sizeof *k, ref_by_id);
+    for (size_t i = 0; i < kept; i++)
+        z += exp((double)k[i].logit - l0);
+    size_t keep = kept;
+    for (size_t i = 0; top_p < 1 && i < kept; i++) {
+        cum += exp((double)c[i].logit - l0);
+        if (cum >= (double)top_p * z) {
+            keep = i + 1;
+            break;
+        }
+    }
+    size_t m = 1;
+    while (min_p > 0 && m < keep && exp((double)c[m].logit - l0) >= (double)min_p)
+        m++;
+    if (min_p > 0)
+        keep = m;
+    double total = 0, run = 0;
+    for (size_t i = 0; i < keep; i++)
+        total += exp(((double)c[i].logit - l0) * (1.0 / (double)temp));
+    double target = (double)rng_uniform(r) * total;
+    int32_t pick = c[keep - 1].id;
+    for (size_t i = 0; i < keep; i++) {
+        run += exp(((double)c[i].logit - l0) * (1.0 / (double)temp));
+        if (run > target) {
+            pick = c[i].id;
+            break;
+        }
+    }
+    free(c);
+    free(k);
+    return pick;
+}
+
+/* The sampler ranks only as deep as needed; it must pick exactly what the
+ * plain full-sort procedure picks, ties included (logits rounded to 1/8). */
+static void test_matches_full_sort_procedure(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    static float logits[N];
+    const struct {
+        float temp, scale;
+        int top_k;
+        float top_p, min_p;
+    } cfg[] = {
+        {0.8f, 1.0f, 0, 0.95f, 0},    {1.0f, 8.0f, 0, 0.9f, 0},     {0.7f, 8.0f, 40, 0.95f, 0},
+        {1.2f, 3.0f, 0, 1.0f, 0.05f}, {1.0f, 0.5f, 0, 0.5f, 0.01f}, {0.9f, 20.0f, 500, 1.0f, 0},
+    };
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        rng gen, mirror;
+        rng_seed(&gen, 1000 + c);
+        rng_seed(&mirror, 99);
+        engine_sampler *s =
+            make(cfg[c].temp, cfg[c].top_k, cfg[c].top_p, cfg[c].min_p, 1, 0, 99, N);
+        for (int round = 0; round < 40; round++) {
+            for (int i = 0; i < N; i++)
+                logits[i] = roundf((rng_uniform(&gen) * 2 - 1) * cfg[c].scale * 8) / 8;
+            int32_t want = reference_sample(logits, N, cfg[c].temp, cfg[c].top_k, cfg[c].top_p,
+                                            cfg[c].min_p, &mirror);
+            assert_int_equal(engine_sampler_sample(s, logits), want);
+        }
+        engine_sampler_free(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_repetition_penalty),
         cmocka_unit_test(test_seed_determinism),
         cmocka_unit_test(test_invalid_params),
+        cmocka_unit_test(test_matches_full_sort_procedure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
