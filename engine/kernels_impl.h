@@ -2,18 +2,23 @@
  * reduction order that every kernel path (scalar, AVX2, AVX-512, NEON)
  * implements bit for bit.
  *
- * Canonical order (see quant.c for the full statement):
- *  - F32/F16/BF16 weights, F32 activations: element j of the row goes to
- *    float lane j % 32, each lane updated with one fused multiply-add in
- *    element order; the 32 lanes are then folded as a halving tree
- *    (lane i += lane i + half, half = 16, 8, 4, 2, 1).
- *  - Quantized weights: each block (32 elements) or super-block (256)
- *    yields 8 exact int32 partial sums; partial k holds the elements whose
- *    index inside their 32-element chunk is 4k..4k+3 (times the sub-block
- *    scale for k-quants). Block b adds them to lane group b % 2 with
- *    fmaf(block_scale, (float)partial, lane); the 16 lanes fold as a
- *    halving tree. Per-block min/offset terms (Q4_1, Q5_1, Q4_K, Q5_K) go to
- *    a separate accumulator per group with fmaf, added after the fold. */
+ * Canonical order of one output y = dot(weight row, activation row):
+ *  - F32/F16/BF16 weights (F32 activations): element j goes to float lane
+ *    j % 32: lane = fmaf(w[j], x[j], lane), elements in increasing j (the
+ *    fp16/bf16 -> fp32 conversion is exact). Then the halving fold:
+ *    for half = 16, 8, 4, 2, 1: lane[i] = lane[i] + lane[i + half].
+ *  - Quantized weights, per block b (32 elements, or a 256-element
+ *    super-block): 8 exact int32 partials P[k] = sum of s_e * q_e * a_e
+ *    over elements e with (e % 32) / 4 == k (s_e = sub-block scale for
+ *    k-quants, 1 otherwise; q_e includes the type's offset: -8, -16, -32).
+ *    Lane group g = b % 2 gets lane[g][k] = fmaf(D_b, (float)P[k],
+ *    lane[g][k]), D_b = fp32(w.d) * fp32(a.d) (one float product). Min terms
+ *    go to mins[g] = fmaf(M_b, S_b, mins[g]): Q4_1/Q5_1 M = fp32(w.m),
+ *    S = fp32(a.s); Q4_K/Q5_K M = fp32(w.dmin) * a.d, S = (float) sum_c
+ *    m_c * (bsum[2c] + bsum[2c+1]). Result = fold16(lane[0] ++ lane[1]) +
+ *    (mins[0] + mins[1]) for Q4_1/Q5_1, minus it for Q4_K/Q5_K.
+ * Nothing depends on which rows or how many activation rows one call
+ * computes, so results are the same for any thread split or batch size. */
 #ifndef ENGINE_KERNELS_IMPL_H
 #define ENGINE_KERNELS_IMPL_H
 

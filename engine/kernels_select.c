@@ -6,11 +6,24 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
+
+/* F16C straight from CPUID leaf 1 (ECX bit 29): clang's
+ * __builtin_cpu_supports does not know the name. */
+static int cpu_has_f16c(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return 0;
+    return (ecx >> 29) & 1u;
+}
+
+/* The AVX2 file is compiled with -mavx2 -mfma -mf16c -mbmi2. */
 static int cpu_has_avx2(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+           __builtin_cpu_supports("bmi2") && cpu_has_f16c();
 }
 
 /* The AVX-512 file is compiled for F/BW/VL/DQ/VNNI (and AVX2, FMA, F16C);

@@ -55,6 +55,32 @@ KX_ALWAYS_INLINE __m256i kx_nibbles(const uint8_t *qs)
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m), _mm_and_si128(x, m));
 }
 
+/* The 8 six-bit scales and mins of a Q4_K/Q5_K super-block (the same
+ * values as kq_scale_min, four bytes at a time). */
+KX_ALWAYS_INLINE void kx_kscales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
+{
+    uint32_t a, b, c;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    const uint32_t sc_lo = a & 0x3f3f3f3fu, mn_lo = b & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    const uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+    memcpy(sc, &sc_lo, 4);
+    memcpy(sc + 4, &sc_hi, 4);
+    memcpy(mn, &mn_lo, 4);
+    memcpy(mn + 4, &mn_hi, 4);
+}
+
+/* Sum of the 8 int32 lanes (exact; integer order does not matter). */
+KX_ALWAYS_INLINE int32_t kx_hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
 /* ----------------------------------------------------------- lane storage */
 
 /* Stores the two lane groups and the min accumulators and folds them like
@@ -98,10 +124,38 @@ KX_ALWAYS_INLINE __m256i kx_unpack_legacy(uint32_t type, const uint8_t *blk)
     }
 }
 
-/* One weight row (legacy type) against NT activation rows. Signed weights
- * use |w| x sign(a, w) so the unsigned operand is the weight. */
-KX_ALWAYS_INLINE void kx_legacy_rows(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
-                                     const uint8_t *const *a, float *out)
+/* Runs block_fn over blocks 0..nblk-1, even blocks into (acc0, m0) and odd
+ * blocks into (acc1, m1): the lane-group rule of the canonical order, with
+ * both groups in registers (a runtime group index would force the
+ * accumulators through memory). */
+#define KX_BLOCK_PAIRS(nblk, block_fn)                                                             \
+    do {                                                                                           \
+        int64_t b_ = 0;                                                                            \
+        for (; b_ + 1 < (nblk); b_ += 2) {                                                         \
+            block_fn(b_, acc0, m0);                                                                \
+            block_fn(b_ + 1, acc1, m1);                                                            \
+        }                                                                                          \
+        if (b_ < (nblk))                                                                           \
+            block_fn(b_, acc0, m0);                                                                \
+    } while (0)
+
+#define KX_ACC_DECLARE(NT)                                                                         \
+    __m256 acc0[KX_TILE], acc1[KX_TILE];                                                           \
+    float m0[KX_TILE], m1[KX_TILE];                                                                \
+    _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++)                                         \
+    {                                                                                              \
+        acc0[t] = acc1[t] = _mm256_setzero_ps();                                                   \
+        m0[t] = m1[t] = 0.0f;                                                                      \
+    }
+
+#define KX_ACC_RESULT(NT, sign)                                                                    \
+    _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) out[t] =                                \
+        kx_qresult(acc0[t], acc1[t], m0[t], m1[t], sign)
+
+/* Block b of a legacy-type weight row against NT activation rows. Signed
+ * weights use |w| x sign(a, w) so the unsigned operand is the weight. */
+KX_ALWAYS_INLINE void kx_legacy_block(uint32_t type, int NT, int64_t b, const uint8_t *w,
+                                      const uint8_t *const *a, __m256 *acc, float *mins)
 {
     const size_t wb = type == TT_Q4_0   ? sizeof(block_q4_0)
                       : type == TT_Q4_1 ? sizeof(block_q4_1)
@@ -112,158 +166,154 @@ KX_ALWAYS_INLINE void kx_legacy_rows(uint32_t type, int NT, int64_t nblk, const 
     const int is_signed = !with_min;
     const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const size_t aq_off = with_min ? 4 : 2; /* offset of qs in the activation block */
-    __m256 acc[KX_TILE][Q_GROUPS];
-    float mins[KX_TILE][Q_GROUPS];
+    const uint8_t *wblk = w + (size_t)b * wb;
+    const __m256i q = kx_unpack_legacy(type, wblk);
+    const __m256i u = is_signed ? _mm256_sign_epi8(q, q) : q;
+    const float dw = kx_h2f(wblk);
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
-        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-        mins[t][0] = mins[t][1] = 0.0f;
+        const uint8_t *ablk = a[t] + (size_t)b * ab;
+        __m256i s = kx_load(ablk + aq_off);
+        if (is_signed)
+            s = _mm256_sign_epi8(s, q);
+        const __m256i p = KX_DOT4(u, s);
+        const __m256 scale = _mm256_set1_ps(dw * kx_h2f(ablk));
+        acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[t]);
+        if (with_min)
+            mins[t] = fmaf(kx_h2f(wblk + 2), kx_h2f(ablk + 2), mins[t]);
     }
-    for (int64_t b = 0; b < nblk; b++) {
-        const uint8_t *wblk = w + (size_t)b * wb;
-        const int g = (int)(b & 1);
-        const __m256i q = kx_unpack_legacy(type, wblk);
-        const __m256i u = is_signed ? _mm256_sign_epi8(q, q) : q;
-        const float dw = kx_h2f(wblk);
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            const uint8_t *ablk = a[t] + (size_t)b * ab;
-            __m256i s = kx_load(ablk + aq_off);
-            if (is_signed)
-                s = _mm256_sign_epi8(s, q);
-            const __m256i p = KX_DOT4(u, s);
-            const __m256 scale = _mm256_set1_ps(dw * kx_h2f(ablk));
-            acc[t][g] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[t][g]);
-            if (with_min)
-                mins[t][g] = fmaf(kx_h2f(wblk + 2), kx_h2f(ablk + 2), mins[t][g]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        out[t] = kx_qresult(acc[t][0], acc[t][1], mins[t][0], mins[t][1], +1);
+}
+
+KX_ALWAYS_INLINE void kx_legacy_rows(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
+                                     const uint8_t *const *a, float *out)
+{
+    KX_ACC_DECLARE(NT)
+#define KX_LEGACY_STEP(b, acc, m) kx_legacy_block(type, NT, b, w, a, acc, m)
+    KX_BLOCK_PAIRS(nblk, KX_LEGACY_STEP);
+#undef KX_LEGACY_STEP
+    KX_ACC_RESULT(NT, +1);
 }
 
 /* ---------------------------------------------------------------- k-quants */
 
-/* One Q4_K/Q5_K weight row against NT Q8_K activation rows. */
+/* Super-block b of a Q4_K/Q5_K weight row against NT Q8_K activation rows. */
+KX_ALWAYS_INLINE void kx_q45k_block(uint32_t type, int NT, int64_t b, const uint8_t *w,
+                                    const uint8_t *const *a, __m256 *acc, float *mins)
+{
+    const size_t wb = type == TT_Q4_K ? sizeof(block_q4_K) : sizeof(block_q5_K);
+    const uint8_t *wblk = w + (size_t)b * wb;
+    const uint8_t *scales = wblk + 4;
+    const uint8_t *qs =
+        type == TT_Q4_K ? ((const block_q4_K *)wblk)->qs : ((const block_q5_K *)wblk)->qs;
+    uint8_t sc[8], mn[8];
+    kx_kscales(scales, sc, mn);
+    __m256i qh = _mm256_setzero_si256();
+    if (type == TT_Q5_K)
+        qh = kx_load(((const block_q5_K *)wblk)->qh);
+    __m256i p[KX_TILE];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        p[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int pr = 0; pr < 4; pr++) {
+        const __m256i x = kx_load(qs + 32 * pr);
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
+        __m256i lo = _mm256_and_si256(x, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+        if (type == TT_Q5_K) {
+            const __m256i one = _mm256_set1_epi8(1);
+            const __m128i c0 = _mm_cvtsi32_si128(2 * pr), c1 = _mm_cvtsi32_si128(2 * pr + 1);
+            lo = _mm256_or_si256(
+                lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c0), one), 4));
+            hi = _mm256_or_si256(
+                hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c1), one), 4));
+        }
+        const __m256i s_lo = _mm256_set1_epi16(sc[2 * pr]);
+        const __m256i s_hi = _mm256_set1_epi16(sc[2 * pr + 1]);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const int8_t *aq = ((const block_q8_K *)a[t])[b].qs + 64 * pr;
+            p[t] = _mm256_add_epi32(p[t], KX_DOT4_SCALED(lo, kx_load(aq), s_lo));
+            p[t] = _mm256_add_epi32(p[t], KX_DOT4_SCALED(hi, kx_load(aq + 32), s_hi));
+        }
+    }
+    /* mins as int16, each twice: lane j of bsums (16 elements) meets m[j/2] */
+    const __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+    const __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
+    const float dw = kx_h2f(wblk), dminw = kx_h2f(wblk + 2);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        const block_q8_K *y = (const block_q8_K *)a[t] + b;
+        const int32_t summs = kx_hsum_i32(_mm256_madd_epi16(kx_load(y->bsums), m16));
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), _mm256_cvtepi32_ps(p[t]), acc[t]);
+        mins[t] = fmaf(dminw * y->d, (float)summs, mins[t]);
+    }
+}
+
 KX_ALWAYS_INLINE void kx_q45k_rows(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
                                    const uint8_t *const *a, float *out)
 {
-    const size_t wb = type == TT_Q4_K ? sizeof(block_q4_K) : sizeof(block_q5_K);
-    __m256 acc[KX_TILE][Q_GROUPS];
-    float mins[KX_TILE][Q_GROUPS];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-        mins[t][0] = mins[t][1] = 0.0f;
-    }
-    for (int64_t b = 0; b < nblk; b++) {
-        const uint8_t *wblk = w + (size_t)b * wb;
-        const int g = (int)(b & 1);
-        const uint8_t *scales = wblk + 4;
-        const uint8_t *qs =
-            type == TT_Q4_K ? ((const block_q4_K *)wblk)->qs : ((const block_q5_K *)wblk)->qs;
-        uint8_t sc[8], mn[8];
-        for (int c = 0; c < 8; c++)
-            kq_scale_min(c, scales, &sc[c], &mn[c]);
-        __m256i qh = _mm256_setzero_si256();
-        if (type == TT_Q5_K)
-            qh = kx_load(((const block_q5_K *)wblk)->qh);
-        __m256i p[KX_TILE];
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++)
-            p[t] = _mm256_setzero_si256();
-        for (int pr = 0; pr < 4; pr++) {
-            const __m256i x = kx_load(qs + 32 * pr);
-            const __m256i m4 = _mm256_set1_epi8(0x0F);
-            __m256i lo = _mm256_and_si256(x, m4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
-            if (type == TT_Q5_K) {
-                const __m256i one = _mm256_set1_epi8(1);
-                const __m128i c0 = _mm_cvtsi32_si128(2 * pr), c1 = _mm_cvtsi32_si128(2 * pr + 1);
-                lo = _mm256_or_si256(
-                    lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c0), one), 4));
-                hi = _mm256_or_si256(
-                    hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c1), one), 4));
-            }
-            const __m256i s_lo = _mm256_set1_epi16(sc[2 * pr]);
-            const __m256i s_hi = _mm256_set1_epi16(sc[2 * pr + 1]);
-#pragma GCC unroll 4
-            for (int t = 0; t < NT; t++) {
-                const int8_t *aq = ((const block_q8_K *)a[t])[b].qs + 64 * pr;
-                p[t] = _mm256_add_epi32(p[t], KX_DOT4_SCALED(lo, kx_load(aq), s_lo));
-                p[t] = _mm256_add_epi32(p[t], KX_DOT4_SCALED(hi, kx_load(aq + 32), s_hi));
-            }
-        }
-        const float dw = kx_h2f(wblk), dminw = kx_h2f(wblk + 2);
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            const block_q8_K *y = (const block_q8_K *)a[t] + b;
-            int32_t summs = 0;
-            for (int c = 0; c < 8; c++)
-                summs += mn[c] * (y->bsums[2 * c] + y->bsums[2 * c + 1]);
-            acc[t][g] =
-                _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), _mm256_cvtepi32_ps(p[t]), acc[t][g]);
-            mins[t][g] = fmaf(dminw * y->d, (float)summs, mins[t][g]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        out[t] = kx_qresult(acc[t][0], acc[t][1], mins[t][0], mins[t][1], -1);
+    KX_ACC_DECLARE(NT)
+#define KX_Q45K_STEP(b, acc, m) kx_q45k_block(type, NT, b, w, a, acc, m)
+    KX_BLOCK_PAIRS(nblk, KX_Q45K_STEP);
+#undef KX_Q45K_STEP
+    KX_ACC_RESULT(NT, -1);
 }
 
-/* One Q6_K weight row against NT Q8_K activation rows. */
+/* Super-block b of a Q6_K weight row against NT Q8_K activation rows. */
+KX_ALWAYS_INLINE void kx_q6k_block(int NT, int64_t b, const uint8_t *w, const uint8_t *const *a,
+                                   __m256 *acc, float *mins)
+{
+    (void)mins; /* Q6_K has no min term */
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    const block_q6_K *x = (const block_q6_K *)w + b;
+    __m256i p[KX_TILE];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        p[t] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        const __m256i x0 = kx_load(x->ql + 64 * h), x1 = kx_load(x->ql + 64 * h + 32);
+        const __m256i hv = kx_load(x->qh + 32 * h);
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(x0, m4),
+                               _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+        q[1] =
+            _mm256_or_si256(_mm256_and_si256(x1, m4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+        q[2] =
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(x0, 4), m4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+        q[3] =
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(x1, 4), m4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; s++) {
+            const int c = 4 * h + s;
+            const __m256i sc16 = _mm256_set_m128i(_mm_set1_epi16(x->scales[2 * c + 1]),
+                                                  _mm_set1_epi16(x->scales[2 * c]));
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const int8_t *aq = ((const block_q8_K *)a[t])[b].qs + 32 * c;
+                p[t] = _mm256_add_epi32(p[t], KX_DOT4_Q6(q[s], kx_load(aq), sc16));
+            }
+        }
+    }
+    const float dw = kx_h2f(&x->d);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        const float d = dw * ((const block_q8_K *)a[t])[b].d;
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p[t]), acc[t]);
+    }
+}
+
 KX_ALWAYS_INLINE void kx_q6k_rows(int NT, int64_t nblk, const uint8_t *w, const uint8_t *const *a,
                                   float *out)
 {
-    __m256 acc[KX_TILE][Q_GROUPS];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
-    for (int64_t b = 0; b < nblk; b++) {
-        const block_q6_K *x = (const block_q6_K *)w + b;
-        const int g = (int)(b & 1);
-        __m256i p[KX_TILE];
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++)
-            p[t] = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            const __m256i x0 = kx_load(x->ql + 64 * h), x1 = kx_load(x->ql + 64 * h + 32);
-            const __m256i hv = kx_load(x->qh + 32 * h);
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(x0, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
-            q[1] = _mm256_or_si256(
-                _mm256_and_si256(x1, m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
-            q[2] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(x0, 4), m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
-            q[3] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(x1, 4), m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
-            for (int s = 0; s < 4; s++) {
-                const int c = 4 * h + s;
-                const __m256i sc16 = _mm256_set_m128i(_mm_set1_epi16(x->scales[2 * c + 1]),
-                                                      _mm_set1_epi16(x->scales[2 * c]));
-#pragma GCC unroll 4
-                for (int t = 0; t < NT; t++) {
-                    const int8_t *aq = ((const block_q8_K *)a[t])[b].qs + 32 * c;
-                    p[t] = _mm256_add_epi32(p[t], KX_DOT4_Q6(q[s], kx_load(aq), sc16));
-                }
-            }
-        }
-        const float dw = kx_h2f(&x->d);
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            const float d = dw * ((const block_q8_K *)a[t])[b].d;
-            acc[t][g] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p[t]), acc[t][g]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        out[t] = kx_qresult(acc[t][0], acc[t][1], 0.0f, 0.0f, +1);
+    KX_ACC_DECLARE(NT)
+#define KX_Q6K_STEP(b, acc, m) kx_q6k_block(NT, b, w, a, acc, m)
+    KX_BLOCK_PAIRS(nblk, KX_Q6K_STEP);
+#undef KX_Q6K_STEP
+    KX_ACC_RESULT(NT, +1);
 }
 
 /* ------------------------------------------------------------ float types */
@@ -325,27 +375,31 @@ KX_ALWAYS_INLINE void kx_float_rows(uint32_t type, int NT, int64_t n, const uint
 
 /* ---------------------------------------------------------------- driver */
 
-/* One weight row against nt (1..KX_TILE) activation rows, with the row
- * count a compile-time constant in each specialisation. */
+/* One weight row against nt (1 or KX_TILE) activation rows, with the row
+ * count a compile-time constant in each specialisation (two of them, to
+ * keep code size and compile time down; see kx_row_tile for 2 and 3). */
 #define KX_DISPATCH_NT(call_with_nt)                                                               \
-    switch (nt) {                                                                                  \
-    case 4:                                                                                        \
-        call_with_nt(4);                                                                           \
-        break;                                                                                     \
-    case 3:                                                                                        \
-        call_with_nt(3);                                                                           \
-        break;                                                                                     \
-    case 2:                                                                                        \
-        call_with_nt(2);                                                                           \
-        break;                                                                                     \
-    default:                                                                                       \
+    if (nt == 1) {                                                                                 \
         call_with_nt(1);                                                                           \
-        break;                                                                                     \
+    } else {                                                                                       \
+        call_with_nt(KX_TILE);                                                                     \
     }
 
 static void kx_row_tile(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *const *a, int nt,
                         float *out)
 {
+    if (nt > 1 && nt < KX_TILE) {
+        /* A partial tile runs as a full one whose extra rows repeat the
+         * last real row; their results are dropped. Each output's own
+         * arithmetic does not depend on its neighbours. */
+        const uint8_t *a_full[KX_TILE];
+        float out_full[KX_TILE];
+        for (int t = 0; t < KX_TILE; t++)
+            a_full[t] = a[t < nt ? t : nt - 1];
+        kx_row_tile(type, n, w, a_full, KX_TILE, out_full);
+        memcpy(out, out_full, (size_t)nt * sizeof(float));
+        return;
+    }
     switch (type) {
 #define KX_CALL_LEGACY(T, N)    kx_legacy_rows(T, N, n / QK32, w, a, out)
 #define KX_LEGACY_NT_TT_Q4_0(N) KX_CALL_LEGACY(TT_Q4_0, N)

@@ -8,9 +8,10 @@
  *
  * Activation formats are GGML's too: Q8_0 (for Q4_0, Q5_0, Q8_0 weights),
  * Q8_1 (for Q4_1, Q5_1: carries s = d * sum(qs) for the min term), Q8_K (for
- * the k-quants: float d and per-16 sums), F32 for float weights. Rounding to
- * 8 bits is round-half-even (rintf), one shared implementation for all
- * kernel paths.
+ * the k-quants: float d and per-16 sums), F32 for float weights. The 8-bit
+ * codes are the ones llama.cpp's x86 build writes (round half to even; see
+ * quant_q8_0 and quant_q8_K), from one implementation shared by all kernel
+ * paths.
  *
  * Exactness across kernel paths: every supported weight type is computed
  * bit-identically by every path (canonical order in kernels_impl.h); no type
@@ -379,43 +380,53 @@ static void min_max(const float *x, int n, float *mn, float *mx)
     }
 }
 
-/* Symmetric 8-bit block: d = amax/127, q = rint(x/d). Returns sum(q). */
-static int quant8_block(const float *x, int n, float d, int8_t *qs)
+/* 8-bit codes q = rint(x * iscale) clamped to [-127, 127]; returns sum(q).
+ * For finite input the clamp never binds except where llama.cpp's own
+ * MIN(127, v) does (Q8_K). */
+static int quant8_codes(const float *x, int n, float iscale, int8_t *qs)
 {
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
     int sum = 0;
     for (int j = 0; j < n; j++) {
-        qs[j] = (int8_t)round_clamp(x[j] * id, -127, 127);
+        qs[j] = (int8_t)round_clamp(x[j] * iscale, -127, 127);
         sum += qs[j];
     }
     return sum;
 }
 
+/* Q8_0 / Q8_1 as llama.cpp's x86 build writes activations
+ * (quantize_row_q8_0/q8_1, AVX2): d = amax/127, codes rint(x * (127/amax))
+ * with ties to even. Same codes means our logits can match its to float
+ * rounding rather than to quantization noise. */
 static void quant_q8_0(const float *x, block_q8_0 *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, x += 32) {
-        const float d = abs_max(x, 32) / 127.0f;
-        y[i].d = fp32_to_fp16(d);
-        quant8_block(x, 32, d, y[i].qs);
+        const float amax = abs_max(x, 32);
+        y[i].d = fp32_to_fp16(amax / 127.0f);
+        quant8_codes(x, 32, amax != 0.0f ? 127.0f / amax : 0.0f, y[i].qs);
     }
 }
 
 static void quant_q8_1(const float *x, block_q8_1 *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, x += 32) {
-        const float d = abs_max(x, 32) / 127.0f;
-        int sum = quant8_block(x, 32, d, y[i].qs);
+        const float amax = abs_max(x, 32), d = amax / 127.0f;
+        const int sum = quant8_codes(x, 32, amax != 0.0f ? 127.0f / amax : 0.0f, y[i].qs);
         y[i].d = fp32_to_fp16(d);
-        y[i].s = fp32_to_fp16((float)sum * d);
+        y[i].s = fp32_to_fp16(d * (float)sum);
     }
 }
 
+/* Q8_K as llama.cpp's quantize_row_q8_K_ref: the element of largest
+ * magnitude (first on ties), with its sign, sets iscale = -127/max; codes
+ * min(127, rint(iscale * x)); d = 1/iscale (negative when max > 0); per-16
+ * code sums. An all-zero block stays zero with d = 0. */
 static void quant_q8_K(const float *x, block_q8_K *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, x += 256) {
-        const float d = abs_max(x, 256) / 127.0f;
-        y[i].d = d;
-        quant8_block(x, 256, d, y[i].qs);
+        const float max = signed_max(x, 256);
+        const float iscale = max != 0.0f ? -127.0f / max : 0.0f;
+        y[i].d = iscale != 0.0f ? 1.0f / iscale : 0.0f;
+        quant8_codes(x, 256, iscale, y[i].qs);
         for (int g = 0; g < 16; g++) {
             int s = 0;
             for (int j = 0; j < 16; j++)

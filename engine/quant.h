@@ -78,7 +78,10 @@ typedef struct kernels {
     /* y[b*y_stride + r] = dot(row r of w, activation row b) for r in [r0, r1)
      * and b in [0, nb). w rows are w_stride bytes apart, activation rows
      * a_stride bytes apart. Each output element has one fixed reduction order,
-     * independent of r0, r1, nb and of the kernel path. */
+     * independent of r0, r1, nb and of the kernel path. weight_type must be
+     * supported (tensor_type_get(t)->supported); a holds rows written by
+     * quantize_activations (any path: all write the same bytes); a, a_stride
+     * and y are 4-byte aligned, w and w_stride 2-byte aligned (GGUF data is). */
     void (*mul_mat)(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, const void *a,
                     size_t a_stride, int64_t nb, float *y, size_t y_stride, int64_t r0, int64_t r1);
 } kernels;

@@ -6,6 +6,7 @@
  * table built once. Cost: O(n log n) in the text length. */
 #include "tokenizer.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -727,10 +728,13 @@ static int emit_symbol(const tokenizer *t, const char *s, size_t n, emitter *e, 
 static int spm_encode(const tokenizer *t, const char *text, size_t len, emitter *e, char *err,
                       size_t errlen)
 {
-    size_t cap = 3 * len + SPACE_MARK_LEN;
-    char *esc = malloc(cap);
-    symbol *sym = malloc(cap * sizeof *sym);
-    heap h = {malloc(3 * cap * sizeof *h.v), 0};
+    /* Escaping at most triples the bytes; every character of the escaped
+     * text is one input character or the prefix mark, so there are at most
+     * len + 1 symbols, and at most 3 heap entries per symbol. */
+    size_t n_chars = len + 1;
+    char *esc = malloc(3 * len + SPACE_MARK_LEN);
+    symbol *sym = malloc(n_chars * sizeof *sym);
+    heap h = {malloc(3 * n_chars * sizeof *h.v), 0};
     if (!esc || !sym || !h.v) {
         free(esc);
         free(sym);
@@ -742,6 +746,7 @@ static int spm_encode(const tokenizer *t, const char *text, size_t len, emitter 
     int32_t n_sym = 0;
     for (size_t i = 0; i < n_esc;) {
         size_t k = utf8_seq_len((const unsigned char *)esc, n_esc, i);
+        assert(k > 0 && (size_t)n_sym < n_chars);
         sym[n_sym] = (symbol){(int32_t)i, (int32_t)k, n_sym - 1, n_sym + 1};
         n_sym++;
         i += k;

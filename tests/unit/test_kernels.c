@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "engine/engine.h"
+#include "engine/gguf.h"
+#include "testutil.h"
 #include "engine/quant.h"
 
 static const uint32_t WEIGHT_TYPES[] = {TT_F32,  TT_F16,  TT_BF16, TT_Q4_0, TT_Q4_1, TT_Q5_0,
@@ -376,6 +378,85 @@ static void test_split_independence(void **state)
     }
 }
 
+/* Real weights as llama.cpp's quantizers wrote them (../shared/models):
+ * for every tensor type in the kq-*.gguf files, 24 rows of one tensor
+ * against 5 random activation rows: scalar agrees with the dequantized dot
+ * and every SIMD path agrees with scalar bit for bit. */
+static void test_shared_model_weights(void **state)
+{
+    (void)state;
+    static const char *files[] = {"kq-f16.gguf",  "kq-bf16.gguf", "kq-q8_0.gguf",  "kq-q4_0.gguf",
+                                  "kq-q4_1.gguf", "kq-q5_0.gguf", "kq-q5_1.gguf",  "kq-q4_k.gguf",
+                                  "kq-q5_k.gguf", "kq-q6_k.gguf", "kq-q4_k_m.gguf"};
+    const char *names[] = {"avx2", "avx512", "neon"};
+    const kernels *scalar = kernels_by_name("scalar");
+    rng r = {31337};
+    if (!test_shared_dir()) {
+        printf("skipped: ../shared is absent\n");
+        skip();
+    }
+    for (size_t fi = 0; fi < sizeof files / sizeof files[0]; fi++) {
+        char path[4096], rel[256], err[256];
+        size_t len = 0;
+        snprintf(rel, sizeof rel, "models/%s", files[fi]);
+        if (!test_shared_path(path, sizeof path, rel)) {
+            printf("skipped: ../shared/%s is absent\n", rel);
+            continue;
+        }
+        unsigned char *bytes = test_read_file(path, &len);
+        assert_non_null(bytes);
+        gguf_file *g = gguf_open(bytes, len, err, sizeof err);
+        if (!g)
+            fail_msg("%s: %s", files[fi], err);
+        uint32_t seen[TT_COUNT] = {0};
+        for (size_t ti = 0; ti < gguf_tensor_count(g); ti++) {
+            const gguf_tensor *t = gguf_tensor_at(g, ti);
+            if (t->type == TT_F32 || t->n_dims != 2 || seen[t->type]++)
+                continue; /* one matrix per type per file */
+            const int64_t n = (int64_t)t->ne[0], rows = t->ne[1] < 24 ? (int64_t)t->ne[1] : 24;
+            const int64_t nb = 5;
+            const size_t wb = (size_t)row_bytes(t->type, n), ab = activation_row_bytes(t->type, n);
+            float *xs = NULL;
+            uint8_t *a = make_activations(scalar, t->type, nb, n, &xs, &r);
+            float *ys = malloc(sizeof(float) * (size_t)(rows * nb));
+            float *yk = malloc(sizeof(float) * (size_t)(rows * nb));
+            float *dw = malloc(sizeof(float) * (size_t)n), *da = malloc(sizeof(float) * (size_t)n);
+            scalar->mul_mat(t->type, n, t->data, wb, a, ab, nb, ys, (size_t)rows, 0, rows);
+            for (int64_t row = 0; row < rows; row++) {
+                const uint8_t *wrow = (const uint8_t *)t->data + (size_t)row * wb;
+                assert_int_equal(dequantize_row(t->type, wrow, dw, n), 0);
+                assert_int_equal(dequantize_row(activation_type(t->type), a, da, n), 0);
+                double ref = 0.0, mag = 0.0;
+                for (int64_t j = 0; j < n; j++) {
+                    ref += (double)dw[j] * da[j];
+                    mag += fabs((double)dw[j] * da[j]);
+                }
+                const double slack = 2e-5 * mag + min_term_slack(t->type, wrow, a, n);
+                if (!(fabs(ys[row] - ref) <= slack))
+                    fail_msg("%s %s row %lld: scalar %.9g, dequantized dot %.9g", files[fi],
+                             tensor_type_get(t->type)->name, (long long)row, ys[row], ref);
+            }
+            for (size_t ki = 0; ki < 3; ki++) {
+                const kernels *k = kernels_by_name(names[ki]);
+                if (!k)
+                    continue;
+                k->mul_mat(t->type, n, t->data, wb, a, ab, nb, yk, (size_t)rows, 0, rows);
+                compare_bits(k->name, t->type, n, nb, ys, yk, (size_t)(rows * nb));
+            }
+            printf("%-15s %-5s %lld x %lld: scalar matches dequantized dot; SIMD bit-identical\n",
+                   files[fi], tensor_type_get(t->type)->name, (long long)rows, (long long)n);
+            free(xs);
+            free(a);
+            free(ys);
+            free(yk);
+            free(dw);
+            free(da);
+        }
+        gguf_close(g);
+        free(bytes);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_scalar_matches_dequantized_dot),
         cmocka_unit_test(test_simd_bit_identical),
         cmocka_unit_test(test_split_independence),
+        cmocka_unit_test(test_shared_model_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,9 @@
 
 #include <cmocka.h>
 
+#include "engine/gguf.h"
 #include "engine/quant.h"
+#include "testutil.h"
 
 static uint32_t bits(float f)
 {
@@ -296,6 +298,60 @@ static void test_dequantize_known_blocks(void **state)
     assert_true(deq_at(TT_BF16, b, 2, 0) == 3.0f);
 }
 
+/* Activation codes are llama.cpp's x86 ones: Q8_0/Q8_1 round x * (127/amax)
+ * half to even; Q8_K takes its scale from the signed element of largest
+ * magnitude (d = -max/127, so d < 0 when that element is positive). */
+static void test_activation_codes_match_llama_cpp(void **state)
+{
+    (void)state;
+    float x[256] = {0};
+    uint8_t buf[292];
+    x[0] = 127.0f; /* amax 127: 127/amax = 1, d = 1 */
+    x[1] = 2.5f;
+    x[2] = 3.5f;
+    x[3] = -2.5f;
+    x[4] = -126.5f;
+    x[5] = 0.5f;
+    x[6] = 1.5f;
+    static const int8_t want8[7] = {127, 2, 4, -2, -126, 0, 2};
+    assert_int_equal(quantize_row(TT_Q8_0, x, buf, 32), 0);
+    assert_int_equal(buf[0] | buf[1] << 8, 0x3c00);
+    assert_memory_equal(buf + 2, want8, 7);
+    assert_int_equal(quantize_row(TT_Q8_1, x, buf, 32), 0);
+    assert_memory_equal(buf + 4, want8, 7);
+    /* s = d * sum(codes) = 127+2+4-2-126+0+2 = 7 */
+    assert_int_equal(buf[2] | buf[3] << 8, fp32_to_fp16(7.0f));
+
+    memset(x, 0, sizeof x);
+    x[7] = -254.0f; /* largest magnitude, negative: iscale = 0.5, d = 2 */
+    x[0] = 127.0f;  /* 63.5 -> 64 */
+    x[1] = 1.0f;    /* 0.5 -> 0 */
+    x[2] = 3.0f;    /* 1.5 -> 2 */
+    x[20] = -5.0f;  /* -2.5 -> -2 */
+    assert_int_equal(quantize_row(TT_Q8_K, x, buf, 256), 0);
+    float d;
+    memcpy(&d, buf, 4);
+    assert_true(d == 2.0f);
+    const int8_t *qs = (const int8_t *)(buf + 4);
+    assert_int_equal(qs[7], -127);
+    assert_int_equal(qs[0], 64);
+    assert_int_equal(qs[1], 0);
+    assert_int_equal(qs[2], 2);
+    assert_int_equal(qs[20], -2);
+    int16_t bsums[16];
+    memcpy(bsums, buf + 260, sizeof bsums);
+    assert_int_equal(bsums[0], 64 + 2 - 127);
+    assert_int_equal(bsums[1], -2);
+    x[7] = 254.0f; /* now positive: iscale = -0.5, d = -2, codes flip sign */
+    assert_int_equal(quantize_row(TT_Q8_K, x, buf, 256), 0);
+    memcpy(&d, buf, 4);
+    assert_true(d == -2.0f);
+    assert_int_equal(qs[7], -127);
+    assert_int_equal(qs[0], -64);
+    assert_int_equal(qs[2], -2);
+    assert_int_equal(qs[20], 2);
+}
+
 static double rel_rms_error(uint32_t type, const float *x, int64_t n)
 {
     uint64_t bytes = 0;
@@ -365,6 +421,101 @@ static void test_quantize_error_bounds(void **state)
     free(x);
 }
 
+/* One shared model file, read and parsed (NULL with a printed reason when
+ * ../shared or the file is absent). */
+typedef struct {
+    unsigned char *bytes;
+    gguf_file *gguf;
+} model_file;
+
+static int model_open(model_file *m, const char *name)
+{
+    char path[4096], rel[256], err[256];
+    size_t len = 0;
+    snprintf(rel, sizeof rel, "models/%s", name);
+    m->bytes = NULL;
+    m->gguf = NULL;
+    if (!test_shared_path(path, sizeof path, rel)) {
+        printf("skipped: ../shared/%s is absent\n", rel);
+        return -1;
+    }
+    m->bytes = test_read_file(path, &len);
+    assert_non_null(m->bytes);
+    m->gguf = gguf_open(m->bytes, len, err, sizeof err);
+    if (!m->gguf)
+        fail_msg("%s: %s", name, err);
+    return 0;
+}
+
+static void model_close(model_file *m)
+{
+    gguf_close(m->gguf);
+    free(m->bytes);
+}
+
+/* Every tensor of ../shared/models/kq-TYPE.gguf, quantized from kq-f32.gguf
+ * by llama.cpp, dequantizes close to the F32 original: a wrong block layout
+ * or formula would give errors of the order of the values themselves.
+ * Bounds are about 1.5x what llama.cpp's quantizers reach on this model. */
+static void test_shared_models_dequantize_close_to_f32(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        double bound;
+    } files[] = {
+        {"kq-f16.gguf", 1e-3},  {"kq-bf16.gguf", 6e-3},   {"kq-q8_0.gguf", 0.01},
+        {"kq-q6_k.gguf", 0.03}, {"kq-q5_0.gguf", 0.06},   {"kq-q5_1.gguf", 0.05},
+        {"kq-q5_k.gguf", 0.05}, {"kq-q4_0.gguf", 0.12},   {"kq-q4_1.gguf", 0.10},
+        {"kq-q4_k.gguf", 0.10}, {"kq-q4_k_m.gguf", 0.10},
+    };
+    model_file ref;
+    if (model_open(&ref, "kq-f32.gguf") != 0)
+        skip();
+    for (size_t fi = 0; fi < sizeof files / sizeof files[0]; fi++) {
+        model_file q;
+        if (model_open(&q, files[fi].file) != 0)
+            continue;
+        double worst = 0.0;
+        size_t compared = 0;
+        for (size_t i = 0; i < gguf_tensor_count(q.gguf); i++) {
+            const gguf_tensor *t = gguf_tensor_at(q.gguf, i);
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+            const gguf_tensor *r = gguf_find_tensor(ref.gguf, name);
+            assert_non_null(r);
+            assert_int_equal(r->type, TT_F32);
+            if (t->type == TT_F32)
+                continue; /* norms stay F32 */
+            uint64_t count = 1;
+            for (uint32_t d = 0; d < t->n_dims; d++)
+                count *= t->ne[d];
+            float *deq = malloc(count * sizeof(float));
+            assert_non_null(deq);
+            assert_int_equal(dequantize_row(t->type, t->data, deq, (int64_t)count), 0);
+            const float *orig = r->data;
+            double err = 0.0, sig = 0.0;
+            for (uint64_t j = 0; j < count; j++) {
+                err += (deq[j] - orig[j]) * (double)(deq[j] - orig[j]);
+                sig += (double)orig[j] * orig[j];
+            }
+            free(deq);
+            const double rel = sqrt(err / sig);
+            if (rel > worst)
+                worst = rel;
+            if (!(rel < files[fi].bound))
+                fail_msg("%s tensor %s (%s): relative rms error %.4g over %.4g", files[fi].file,
+                         name, tensor_type_get(t->type)->name, rel, files[fi].bound);
+            compared++;
+        }
+        printf("%-15s %zu tensors, worst relative rms error %.5f\n", files[fi].file, compared,
+               worst);
+        assert_true(compared > 0);
+        model_close(&q);
+    }
+    model_close(&ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,7 +524,9 @@ int main(void)
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_types_and_row_bytes),
         cmocka_unit_test(test_dequantize_known_blocks),
+        cmocka_unit_test(test_activation_codes_match_llama_cpp),
         cmocka_unit_test(test_quantize_error_bounds),
+        cmocka_unit_test(test_shared_models_dequantize_close_to_f32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

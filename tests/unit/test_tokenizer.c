@@ -489,6 +489,151 @@ static void test_inconsistent_metadata(void **state)
     expect_vocab_error(&sp, "tokenizer.ggml.model is missing or not a string");
 }
 
+/* ---------- randomized comparison with a naive reference ---------- */
+
+/* Reference SPM merge, quadratic on purpose: scan every adjacent pair of the
+ * current segmentation, merge the best-scoring one whose concatenation is a
+ * piece (leftmost on ties), repeat; then map segments to ids or bytes. */
+static size_t naive_encode(const tokenizer *t, const gguf_file *f, const char *text, size_t len,
+                           int32_t *out)
+{
+    const gguf_kv *scores = gguf_find(f, "tokenizer.ggml.scores");
+    char esc[4096];
+    size_t n = 0, seg[1024], nseg = 0; /* segment start offsets; end = next start */
+    memcpy(esc, "\xe2\x96\x81", 3);
+    n = 3;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            memcpy(esc + n, "\xe2\x96\x81", 3);
+            n += 3;
+        } else {
+            esc[n++] = text[i];
+        }
+    }
+    for (size_t i = 0; i < n;) {
+        seg[nseg++] = i;
+        unsigned char c = (unsigned char)esc[i];
+        i += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    }
+    seg[nseg] = n;
+    for (;;) {
+        size_t best = SIZE_MAX;
+        float best_score = 0;
+        for (size_t k = 0; k + 1 < nseg; k++) {
+            size_t pl = seg[k + 2] - seg[k];
+            int32_t id = -1;
+            for (size_t v = 0; v < tokenizer_n_vocab(t); v++) {
+                gguf_str p = tokenizer_piece(t, (int32_t)v);
+                if (p.len == pl && memcmp(p.ptr, esc + seg[k], pl) == 0)
+                    id = (int32_t)v; /* the last one wins, as in the real map */
+            }
+            float sc;
+            if (id < 0 || gguf_arr_f32(scores, (uint64_t)id, &sc) != 0)
+                continue;
+            if (best == SIZE_MAX || sc > best_score) {
+                best = k;
+                best_score = sc;
+            }
+        }
+        if (best == SIZE_MAX)
+            break;
+        memmove(&seg[best + 1], &seg[best + 2], (nseg - best - 1) * sizeof seg[0]);
+        nseg--;
+    }
+    size_t o = 0;
+    for (size_t k = 0; k < nseg; k++) {
+        size_t pl = seg[k + 1] - seg[k];
+        int32_t id = -1;
+        for (size_t v = 0; v < tokenizer_n_vocab(t); v++) {
+            gguf_str p = tokenizer_piece(t, (int32_t)v);
+            if (p.len == pl && memcmp(p.ptr, esc + seg[k], pl) == 0)
+                id = (int32_t)v;
+        }
+        if (id >= 0) {
+            out[o++] = id;
+            continue;
+        }
+        for (size_t b = 0; b < pl; b++) {
+            char name[8];
+            snprintf(name, sizeof name, "<0x%02X>", (unsigned char)esc[seg[k] + b]);
+            for (size_t v = 0; v < tokenizer_n_vocab(t); v++) {
+                gguf_str p = tokenizer_piece(t, (int32_t)v);
+                if (p.len == 6 && memcmp(p.ptr, name, 6) == 0)
+                    id = (int32_t)v;
+            }
+            out[o++] = id;
+        }
+    }
+    return o;
+}
+
+static void test_random_text_matches_naive_reference(void **state)
+{
+    (void)state;
+    vocab v;
+    if (open_vocab("models/aidreams260K-f32.gguf", &v) != 0)
+        skip();
+    static const char *const alphabet[] = {"a",
+                                           "e",
+                                           "i",
+                                           "o",
+                                           "n",
+                                           "s",
+                                           "t",
+                                           "r",
+                                           "d",
+                                           "h",
+                                           " ",
+                                           " ",
+                                           " ",
+                                           "I",
+                                           ",",
+                                           ".",
+                                           "m",
+                                           "g",
+                                           "\n",
+                                           "\t",
+                                           "\xc3\xa9",
+                                           "\xe6\x9d\xb1",
+                                           "\xf0\x9f\x9a\x91",
+                                           "7",
+                                           "th",
+                                           "ing",
+                                           "dream",
+                                           " the",
+                                           "  "};
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    for (int iter = 0; iter < 200; iter++) {
+        char text[512];
+        size_t len = 0;
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        size_t words = (size_t)(rng >> 58); /* 0..63 */
+        for (size_t w = 0; w < words; w++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            const char *a = alphabet[(rng >> 33) % (sizeof alphabet / sizeof alphabet[0])];
+            memcpy(text + len, a, strlen(a));
+            len += strlen(a);
+        }
+        size_t n;
+        int32_t *got = encode(v.tok, text, len, 0, &n);
+        int32_t want[2048];
+        size_t nw = len ? naive_encode(v.tok, v.gguf, text, len, want) : 0;
+        if (n != nw || memcmp(got, want, n * sizeof *got) != 0) {
+            fprintf(stderr, "text '%.*s'\n", (int)len, text);
+            print_ids("  naive", want, nw);
+            print_ids("  heap ", got, n);
+            fail();
+        }
+        size_t dl;
+        char *back = tokenizer_decode(v.tok, got, n, 1, &dl);
+        assert_int_equal(dl, len);
+        assert_memory_equal(back, text, len);
+        free(back);
+        free(got);
+    }
+    close_vocab(&v);
+}
+
 /* ---------- performance ---------- */
 
 static double now_seconds(void)
@@ -551,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_utf8_stream),
         cmocka_unit_test(test_stream_over_byte_tokens),
         cmocka_unit_test(test_inconsistent_metadata),
+        cmocka_unit_test(test_random_text_matches_naive_reference),
         cmocka_unit_test(test_64k_prompt_is_fast),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
