@@ -16,7 +16,8 @@
  * cache holds F16-precision values (stored as F32, so attention needs no
  * conversion), queries and attention weights are rounded to F16 precision
  * before their products with the cache, and activations entering F16 / BF16
- * weight products are rounded to F16 / BF16 precision. */
+ * weight products are rounded to F16 / BF16 precision (8-bit activation
+ * codes are llama.cpp's already: quant.c). */
 #include "model.h"
 
 #include <math.h>
@@ -431,9 +432,8 @@ typedef struct quant_job {
 } quant_job;
 
 /* Float weights take F32 activations; F16 and BF16 ones get them rounded to
- * their own precision first, as llama.cpp does. 8-bit activation formats
- * come from act_quant.c (llama.cpp's exact rounding) rather than from the
- * kernel set's quantizer, whose codes differ from llama.cpp's in rare ties. */
+ * their own precision first, as llama.cpp does. 8-bit formats come from the
+ * kernel set, whose codes are llama.cpp's byte for byte. */
 static void quantize_rows(void *arg, int64_t begin, int64_t end, int thread)
 {
     const quant_job *q = arg;
@@ -446,7 +446,7 @@ static void quantize_rows(void *arg, int64_t begin, int64_t end, int thread)
             float *o = (float *)(void *)out;
             for (int64_t i = 0; i < q->n; i++)
                 o[i] = q->weight_type == TT_F16 ? round_f16(x[i]) : round_bf16(x[i]);
-        } else if (quantize_activations_reference(q->weight_type, x, out, q->n) != 0) {
+        } else {
             q->k->quantize_activations(q->weight_type, x, out, q->n);
         }
     }

@@ -61,11 +61,6 @@ int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint3
                      int n_threads, int logits_all, char *err, size_t errlen);
 void llama_state_free(llama_state *s);
 
-/* Quantizes n activations (n a multiple of the block) for a weight of
- * weight_type exactly as llama.cpp does (act_quant.c) when its activation
- * format is Q8_0, Q8_1 or Q8_K; returns -1 (writing nothing) otherwise. */
-int quantize_activations_reference(uint32_t weight_type, const float *x, void *out, int64_t n);
-
 /* Runs nb (1..n_batch) tokens at positions pos..pos+nb-1 (the caller checks
  * pos + nb <= n_ctx and the token ids), appending their keys and values to
  * the cache. Leaves logits for every token (logits_all) or the last one. */

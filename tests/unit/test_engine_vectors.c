@@ -308,7 +308,7 @@ static void test_reference_vectors(void **state)
             size_t matched;
             double q = check_prompt(m, &cases[i], &v, &matched);
             if (q >= cases[i].tolerance) {
-                printf("FAIL %s %s: logits differ by %.3g of the row stddev (tolerance %.0e)\n",
+                printf("FAIL %s %s: logits differ by %.3g of the row stddev (tolerance %.1e)\n",
                        cases[i].name, prompt, q, cases[i].tolerance);
                 failures++;
             }
@@ -321,7 +321,7 @@ static void test_reference_vectors(void **state)
             free_vectors(&v);
         }
         assert_true(prompts > 0);
-        printf("%-18s %zu prompts, worst max|diff|/stddev %.2e (tolerance %.0e), greedy %zu/%zu "
+        printf("%-18s %zu prompts, worst max|diff|/stddev %.2e (tolerance %.1e), greedy %zu/%zu "
                "decisive steps matched\n",
                cases[i].name, prompts, worst, cases[i].tolerance, steps, total);
         engine_model_free(m);
