@@ -5,8 +5,9 @@
  * and pass them in. Errors come back as a return code plus one sentence in a
  * caller-provided buffer.
  *
- * Determinism: for one model, kernel set, prompt, parameters and seed, the
- * logits and tokens are bit-identical for any thread count. */
+ * Determinism: for one model, prompt, parameters and seed, the logits and
+ * tokens are bit-identical for any thread count, prefill batch size and
+ * kernel set (scalar, avx2, ...; tests/unit/test_engine_model.c). */
 #ifndef ENGINE_ENGINE_H
 #define ENGINE_ENGINE_H
 
@@ -69,7 +70,9 @@ typedef struct engine_ctx_params {
 
 /* n_ctx 0, n_batch 512, 1 thread, last-token logits. */
 void engine_ctx_defaults(engine_ctx_params *p);
-/* Allocates the F32 KV cache and scratch and starts the threads. */
+/* Allocates the KV cache and scratch and starts the threads. The cache holds
+ * F32 values rounded to F16 precision: numerically an F16 cache (as
+ * llama.cpp's), without conversions in attention, at twice the memory. */
 engine_ctx *engine_ctx_new(const engine_model *m, const engine_ctx_params *p, char *err,
                            size_t errlen);
 void engine_ctx_free(engine_ctx *c);
