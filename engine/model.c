@@ -547,6 +547,47 @@ static float *cache_row(float *cache, const llama_hparams *hp, uint32_t n_ctx, u
     return cache + ((size_t)layer * n_ctx + pos) * kv;
 }
 
+/* Four-float vectors (GNU C; SSE2/NEON registers): each lane is its own
+ * sum, so the order of every float operation is fixed by this code, not by
+ * the compiler or the CPU. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static v4f load4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Dot product in one fixed order: element i goes to partial sum i % 8 (two
+ * 4-lane vectors), and the eight sums are combined pairwise at the end. */
+static float dot_lanes8(const float *a, const float *b, uint32_t n)
+{
+    v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        lo += load4(a + i) * load4(b + i);
+        hi += load4(a + i + 4) * load4(b + i + 4);
+    }
+    float acc[8] = {lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]};
+    for (; i < n; i++)
+        acc[i % 8] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* y += a * x, element by element (no reduction: any width gives the same). */
+static void axpy(float *y, float a, const float *x, uint32_t n)
+{
+    uint32_t i = 0;
+    v4f av = {a, a, a, a};
+    for (; i + 4 <= n; i += 4) {
+        v4f r = load4(y + i) + av * load4(x + i);
+        memcpy(y + i, &r, sizeof r);
+    }
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
 /* Causal grouped-query attention of batch row b, head h, over the cache. */
 typedef struct attn_job {
     const run *r;
@@ -569,10 +610,7 @@ static void attention_heads(void *arg, int64_t begin, int64_t end, int thread)
             q[i] = round_f16(q[i]);
         for (uint32_t t = 0; t <= last; t++) {
             const float *k = cache_row(s->key_cache, hp, s->n_ctx, j->layer, t) + kvo;
-            float dot = 0;
-            for (uint32_t i = 0; i < hd; i++)
-                dot += q[i] * k[i];
-            att[t] = dot * scale;
+            att[t] = dot_lanes8(q, k, hd) * scale;
             max = att[t] > max ? att[t] : max;
         }
         for (uint32_t t = 0; t <= last; t++) {
@@ -583,9 +621,7 @@ static void attention_heads(void *arg, int64_t begin, int64_t end, int thread)
         memset(out, 0, hd * sizeof *out);
         for (uint32_t t = 0; t <= last; t++) {
             const float *v = cache_row(s->value_cache, hp, s->n_ctx, j->layer, t) + kvo;
-            float a = round_f16(att[t] * inv);
-            for (uint32_t i = 0; i < hd; i++)
-                out[i] += a * v[i];
+            axpy(out, round_f16(att[t] * inv), v, hd);
         }
     }
 }
