@@ -10,7 +10,8 @@ int cmd_audit(const app_ctx *ctx, int argc, char **argv);
 int cmd_attest(const app_ctx *ctx, int argc, char **argv);
 int cmd_keygen(const app_ctx *ctx, int argc, char **argv);
 int cmd_policy(const app_ctx *ctx, int argc, char **argv);
-int cmd_attest(const app_ctx *ctx, int argc, char **argv);
 int cmd_version(const app_ctx *ctx, int argc, char **argv);
+int cmd_generate(const app_ctx *ctx, int argc, char **argv);
+int cmd_bench(const app_ctx *ctx, int argc, char **argv);
 
 #endif
