@@ -19,9 +19,36 @@ struct engine_model {
     char name[128];
 };
 
+struct engine_pool {
+    pool *p;
+};
+
+engine_pool *engine_pool_new(int n_threads, char *err, size_t errlen)
+{
+    engine_pool *ep = calloc(1, sizeof *ep);
+    if (!ep) {
+        snprintf(err, errlen, "out of memory creating a thread pool");
+        return NULL;
+    }
+    if (!(ep->p = pool_create(n_threads, err, errlen))) {
+        free(ep);
+        return NULL;
+    }
+    return ep;
+}
+
+void engine_pool_free(engine_pool *ep)
+{
+    if (!ep)
+        return;
+    pool_destroy(ep->p);
+    free(ep);
+}
+
 struct engine_ctx {
     const engine_model *m;
     pool *p;
+    int owns_pool; /* 0 when the pool came from engine_ctx_params.pool */
     llama_state s;
     uint32_t pos;      /* tokens in the KV cache */
     uint32_t n_logits; /* rows of logits the last eval left (0: none) */
@@ -127,6 +154,7 @@ void engine_ctx_defaults(engine_ctx_params *p)
     p->n_batch = 512;
     p->n_threads = 1;
     p->logits_all = 0;
+    p->pool = NULL;
 }
 
 engine_ctx *engine_ctx_new(const engine_model *m, const engine_ctx_params *p, char *err,
@@ -150,10 +178,13 @@ engine_ctx *engine_ctx_new(const engine_model *m, const engine_ctx_params *p, ch
         return NULL;
     }
     c->m = m;
-    c->p = pool_create(p->n_threads, err, errlen);
-    if (!c->p || llama_state_init(&c->s, &m->llama, n_ctx, n_batch, p->n_threads,
-                                  p->logits_all != 0, err, errlen) != 0) {
-        pool_destroy(c->p);
+    c->owns_pool = p->pool == NULL;
+    c->p = p->pool ? p->pool->p : pool_create(p->n_threads, err, errlen);
+    int threads = c->p ? pool_threads(c->p) : 1;
+    if (!c->p || llama_state_init(&c->s, &m->llama, n_ctx, n_batch, threads, p->logits_all != 0,
+                                  err, errlen) != 0) {
+        if (c->owns_pool)
+            pool_destroy(c->p);
         free(c);
         return NULL;
     }
@@ -164,7 +195,8 @@ void engine_ctx_free(engine_ctx *c)
 {
     if (!c)
         return;
-    pool_destroy(c->p);
+    if (c->owns_pool)
+        pool_destroy(c->p);
     llama_state_free(&c->s);
     free(c);
 }

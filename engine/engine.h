@@ -61,11 +61,21 @@ int engine_token_is_end(const engine_model *m, int32_t id);
 
 typedef struct engine_ctx engine_ctx;
 
+/* A thread pool made before any model is parsed: the sandboxed worker
+ * creates its threads first, then installs its seccomp filter (which forbids
+ * new threads), and only then parses the model. */
+typedef struct engine_pool engine_pool;
+engine_pool *engine_pool_new(int n_threads, char *err, size_t errlen);
+void engine_pool_free(engine_pool *p); /* NULL is accepted */
+
 typedef struct engine_ctx_params {
-    uint32_t n_ctx;   /* 0: the model's context length; else at most that */
-    uint32_t n_batch; /* tokens per forward pass (prefill chunk) */
-    int n_threads;    /* threads of the pool, created here once */
-    int logits_all;   /* keep logits for every token of an eval, not just the last */
+    uint32_t n_ctx;    /* 0: the model's context length; else at most that */
+    uint32_t n_batch;  /* tokens per forward pass (prefill chunk) */
+    int n_threads;     /* threads of the pool, created here once */
+    int logits_all;    /* keep logits for every token of an eval, not just the last */
+    engine_pool *pool; /* NULL: make a pool of n_threads; else use this one (its
+                          thread count wins) and leave it to the caller to free,
+                          after the context */
 } engine_ctx_params;
 
 /* n_ctx 0, n_batch 512, 1 thread, last-token logits. */
