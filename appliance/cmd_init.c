@@ -1,12 +1,15 @@
 /* appliance init: create the appliance home (keys, policy, places for the
  * audit log and models), owner-only. Safe to re-run: an initialised home is
  * left exactly as it is. */
+#include "audit.h"
+#include "build_info.h"
 #include "commands.h"
 #include "home.h"
 #include "image.h"
 #include "policy.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +95,32 @@ static int write_initial_policy(const home *h, char digest[POLICY_DIGEST_HEX], c
     return rc;
 }
 
+/* The log's first entry says who set the appliance up, under which policy
+ * and with which keys. */
+static int create_audit_log(const home *h, const char *digest, const char *dev_fp,
+                            const char *rev_fp, char *err, size_t n)
+{
+    audit_open_opts o = {.create = 1};
+    audit_log *log = NULL;
+    char actor[128];
+    cli_actor(actor, sizeof actor);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "policy_digest", digest,
+                             "device_key_fingerprint", dev_fp, "reviewer_key_fingerprint", rev_fp,
+                             "appliance_version", APPLIANCE_VERSION, "build", APPLIANCE_GIT_COMMIT);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    int rc = -1;
+    if (!text)
+        snprintf(err, n, "out of memory");
+    else if (audit_open(&log, h->audit_db, &o, err, n) == AUDIT_OK &&
+             audit_append(log, AUDIT_KIND_INIT, "", actor, text, strlen(text), NULL, NULL, err,
+                          n) == AUDIT_OK)
+        rc = 0;
+    audit_close(log);
+    free(text);
+    return rc;
+}
+
 static int run_init(const home *h, const char *reviewer_key)
 {
     char err[512], dev_fp[KEY_FINGERPRINT_HEX], rev_fp[KEY_FINGERPRINT_HEX],
@@ -108,10 +137,17 @@ static int run_init(const home *h, const char *reviewer_key)
         cli_error("init", "%s", err);
         return EXIT_FAIL;
     }
+    /* policy.json marks a finished init: without its audit log, take it back. */
+    if (create_audit_log(h, digest, dev_fp, rev_fp, err, sizeof err) != 0) {
+        unlink(h->policy);
+        cli_error("init", "cannot create the audit log: %s", err);
+        return EXIT_FAIL;
+    }
     printf("initialised appliance home %s\n", h->dir);
     printf("  device key       %s\n  fingerprint      %s\n", h->device_pub, dev_fp);
     printf("  reviewer key     %s\n  fingerprint      %s\n", h->reviewer_pub, rev_fp);
     printf("  policy           %s\n  policy digest    %s\n", h->policy, digest);
+    printf("  audit log        %s\n", h->audit_db);
     if (made_secret)
         print_reviewer_warning(h);
     return EXIT_OK;

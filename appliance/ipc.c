@@ -49,8 +49,8 @@ static int send_frame_with_fd(int sock, const uint8_t *frame, size_t n, int fd)
 /* One datagram: header + chunk in one buffer. Without a descriptor it goes
  * out with write(), the only send call the worker's filter allows; processes
  * using this ignore SIGPIPE so a vanished peer is an error, not a death. */
-static int send_frame(int sock, uint8_t *frame, uint8_t type, uint16_t flags,
-                      const uint8_t *chunk, size_t n, int fd, char *err, size_t errlen)
+static int send_frame(int sock, uint8_t *frame, uint8_t type, uint16_t flags, const uint8_t *chunk,
+                      size_t n, int fd, char *err, size_t errlen)
 {
     frame[0] = IPC_VERSION;
     frame[1] = type;

@@ -3,17 +3,176 @@
  * A pure library (libc, libm, pthreads): no file opening policy, no crypto,
  * no logging. Callers map the model bytes themselves (after verifying them)
  * and pass them in. Errors come back as a return code plus one sentence in a
- * caller-provided buffer. */
+ * caller-provided buffer.
+ *
+ * Determinism: for one model, prompt, parameters and seed, the logits and
+ * tokens are bit-identical for any thread count, prefill batch size and
+ * kernel set (scalar, avx2, ...; tests/unit/test_engine_model.c). */
 #ifndef ENGINE_ENGINE_H
 #define ENGINE_ENGINE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define ENGINE_VERSION "0.1.0"
 
 /* Space-separated names of the kernel sets this CPU can run ("scalar avx2"),
  * best last. */
 const char *engine_kernels_available(void);
+
+/* ---- models ------------------------------------------------------------- */
+
+typedef struct engine_model engine_model;
+
+typedef struct engine_model_info {
+    const char *arch;    /* "llama" */
+    const char *name;    /* general.name, or "" */
+    const char *kernels; /* kernel set in use: "scalar", "avx2", "avx512", ... */
+    uint32_t n_vocab, n_ctx_train, n_layer, n_embd, n_head, n_head_kv, n_ff;
+    int32_t bos, eos;                /* -1 when the vocabulary has none */
+    int add_bos;                     /* prompts start with BOS (tokenizer.ggml.add_bos_token) */
+    uint64_t weight_bytes_per_token; /* weight bytes one decode step reads */
+} engine_model_info;
+
+/* Parses and checks a GGUF model in data[0, size), which the caller mapped
+ * (and verified) and keeps mapped until engine_model_free. kernels names a
+ * kernel set ("scalar", "avx2", ...) or is NULL for the best this CPU runs.
+ * Returns NULL and fills err on any defect. */
+engine_model *engine_model_load(const void *data, size_t size, const char *kernels, char *err,
+                                size_t errlen);
+void engine_model_free(engine_model *m);
+void engine_model_get_info(const engine_model *m, engine_model_info *info);
+
+/* ---- text <-> tokens ------------------------------------------------------ */
+
+/* Tokenizes len bytes of UTF-8 text (no special-token parsing), with a
+ * leading BOS when add_bos. *ids is malloc'd (free it); *n its length.
+ * Fails with err on invalid UTF-8. */
+int engine_tokenize(const engine_model *m, const char *text, size_t len, int add_bos, int32_t **ids,
+                    size_t *n, char *err, size_t errlen);
+/* Text of n tokens as a malloc'd NUL-terminated UTF-8 string (broken UTF-8
+ * becomes U+FFFD); NULL on out of memory. */
+char *engine_detokenize(const engine_model *m, const int32_t *ids, size_t n, size_t *len);
+/* 1 when id ends a generation (EOS or end-of-turn). */
+int engine_token_is_end(const engine_model *m, int32_t id);
+
+/* ---- contexts: KV cache, scratch and thread pool ------------------------ */
+
+typedef struct engine_ctx engine_ctx;
+
+typedef struct engine_ctx_params {
+    uint32_t n_ctx;   /* 0: the model's context length; else at most that */
+    uint32_t n_batch; /* tokens per forward pass (prefill chunk) */
+    int n_threads;    /* threads of the pool, created here once */
+    int logits_all;   /* keep logits for every token of an eval, not just the last */
+} engine_ctx_params;
+
+/* n_ctx 0, n_batch 512, 1 thread, last-token logits. */
+void engine_ctx_defaults(engine_ctx_params *p);
+/* Allocates the KV cache and scratch and starts the threads. The cache holds
+ * F32 values rounded to F16 precision: numerically an F16 cache (as
+ * llama.cpp's), without conversions in attention, at twice the memory. */
+engine_ctx *engine_ctx_new(const engine_model *m, const engine_ctx_params *p, char *err,
+                           size_t errlen);
+void engine_ctx_free(engine_ctx *c);
+uint32_t engine_ctx_size(const engine_ctx *c);     /* n_ctx in effect */
+uint32_t engine_ctx_position(const engine_ctx *c); /* tokens in the cache */
+void engine_ctx_reset(engine_ctx *c);              /* forgets every cached token */
+
+/* Appends n tokens to the context, in batches of up to n_batch (matrix-matrix
+ * products). Fails cleanly, changing nothing, on an empty batch, a token id
+ * outside the vocabulary, context overflow, or (with logits_all) n > n_batch. */
+int engine_eval(engine_ctx *c, const int32_t *tokens, size_t n, char *err, size_t errlen);
+/* n_vocab logits after the last eval: of its token i (logits_all), else of its
+ * last token (i ignored). NULL before any eval or when i is out of range. */
+const float *engine_logits(const engine_ctx *c, size_t i);
+
+/* Measures memory read bandwidth in GB/s (1e9 bytes/s) with the context's
+ * threads streaming a buffer of `bytes` (use several times the cache size);
+ * best of reps passes. Returns a negative value when the buffer cannot be
+ * allocated. */
+double engine_ctx_read_bandwidth(engine_ctx *c, size_t bytes, int reps);
+
+/* ---- sampling ---------------------------------------------------------- */
+
+/* The procedure is documented step by step in engine/sampler.c and the
+ * random generator (SplitMix64-seeded xoshiro256**) in engine/sampler.h. */
+typedef struct engine_sampler_params {
+    float temperature;     /* 0: greedy (argmax, ties to the lower id) */
+    int32_t top_k;         /* 0: off */
+    float top_p;           /* 1: off */
+    float min_p;           /* 0: off */
+    float repeat_penalty;  /* 1: off */
+    int32_t repeat_last_n; /* how many recent tokens the penalty looks at */
+    uint64_t seed;
+} engine_sampler_params;
+
+typedef struct engine_sampler engine_sampler;
+
+/* temperature 0.8, top-p 0.95, others off, repeat window 64, seed 0. */
+void engine_sampler_defaults(engine_sampler_params *p);
+engine_sampler *engine_sampler_new(const engine_sampler_params *p, uint32_t n_vocab, char *err,
+                                   size_t errlen);
+void engine_sampler_free(engine_sampler *s);
+/* Picks a token from n_vocab logits (not modified). */
+int32_t engine_sampler_sample(engine_sampler *s, const float *logits);
+/* Records a token (prompt or generated) for the repetition penalty. */
+void engine_sampler_accept(engine_sampler *s, int32_t token);
+
+/* ---- generation ------------------------------------------------------------ */
+
+typedef enum engine_finish {
+    ENGINE_FINISH_EOS,    /* the model produced an end-of-generation token */
+    ENGINE_FINISH_LENGTH, /* max_tokens reached, or the context is full */
+    ENGINE_FINISH_STOP,   /* a stop string appeared, or the callback asked to stop */
+} engine_finish;
+
+/* "eos", "length" or "stop". */
+const char *engine_finish_name(engine_finish f);
+
+typedef struct engine_generate_params {
+    engine_sampler_params sampling;
+    uint32_t max_tokens;     /* new tokens at most */
+    const char *const *stop; /* stop strings (not part of the output), may be NULL */
+    size_t n_stop;
+} engine_generate_params;
+
+/* Receives output text as it is decided: complete UTF-8 only, never text a
+ * stop string could still claim. Return nonzero to end the generation. */
+typedef int (*engine_text_fn)(void *user, const char *text, size_t len);
+
+typedef struct engine_generation {
+    int32_t *prompt_tokens; /* BOS included when the model adds one */
+    size_t n_prompt;
+    int32_t *tokens; /* generated ids (an ending EOS is not included) */
+    size_t n_tokens;
+    char *text; /* the output, NUL-terminated, stop string excluded */
+    size_t text_len;
+    engine_finish finish;
+    double prompt_ms, decode_ms; /* wall time of prefill and of decode steps */
+    uint32_t n_decode_evals;     /* single-token forward passes in decode_ms */
+} engine_generation;
+
+/* Resets c, feeds the prompt (tokenized with the model's BOS rule) in
+ * batches, then samples up to max_tokens tokens, calling on_text (may be
+ * NULL) with each piece of text. Fills *out (free with
+ * engine_generation_free). Fails with err on invalid UTF-8, a prompt that
+ * leaves no room in the context, or bad sampling parameters. */
+int engine_generate(engine_ctx *c, const char *prompt, size_t prompt_len,
+                    const engine_generate_params *p, engine_text_fn on_text, void *user,
+                    engine_generation *out, char *err, size_t errlen);
+void engine_generation_free(engine_generation *g);
+
+/* ---- synthetic models ---------------------------------------------------- */
+
+/* Writes a llama model with random weights (engine/synth.c says how) as GGUF
+ * to out. spec is GEOMETRY:TYPE: GEOMETRY "tinyllama" (TinyLlama-1.1B:
+ * embedding 2048, 22 layers, 32 heads, 4 KV heads, feed-forward 5632, vocab
+ * 32000, context 2048) or "tiny" (for tests: 256, 2, 4, 2, 512, 320, 128);
+ * TYPE f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, or
+ * q4_k_m (Q4_K with Q6_K output and llama.cpp's choice of attn_v/ffn_down).
+ * The same spec and seed give the same bytes. Returns 0, or -1 with err. */
+int engine_synth_write(const char *spec, uint64_t seed, FILE *out, char *err, size_t errlen);
 
 #endif

@@ -481,12 +481,31 @@ static int parse_alignment(gguf_file *f, char *err, size_t errlen)
     return 0;
 }
 
+/* Names of GGML tensor types that exist but that this engine does not know
+ * (quant.c has no geometry for them), so a rejection can say what the file
+ * holds. */
+static const char *unsupported_type_name(uint32_t type)
+{
+    static const char *const names[] = {
+        [4] = "q4_2",   [5] = "q4_3",    [16] = "iq2_xxs", [17] = "iq2_xs", [18] = "iq3_xxs",
+        [19] = "iq1_s", [20] = "iq4_nl", [21] = "iq3_s",   [22] = "iq2_s",  [23] = "iq4_xs",
+        [24] = "i8",    [25] = "i16",    [26] = "i32",     [27] = "i64",    [28] = "f64",
+        [29] = "iq1_m", [34] = "tq1_0",  [35] = "tq2_0",
+    };
+    return type < sizeof names / sizeof names[0] ? names[type] : NULL;
+}
+
 /* Computes the element count and byte size of t; checks type and shape. */
 static int tensor_shape(gguf_tensor *t, const char *nb, char *err, size_t errlen)
 {
     const tensor_type_info *g = tensor_type_get(t->type);
     if (!g) {
-        set_err(err, errlen, "tensor %s: unknown tensor type %" PRIu32, nb, t->type);
+        const char *name = unsupported_type_name(t->type);
+        if (name)
+            set_err(err, errlen, "tensor %s: tensor type %" PRIu32 " (%s) is not supported", nb,
+                    t->type, name);
+        else
+            set_err(err, errlen, "tensor %s: unknown tensor type %" PRIu32, nb, t->type);
         return -1;
     }
     uint64_t elems = 1;

@@ -135,7 +135,7 @@ int keys_generate(key_kind kind, const char *dir, int force, char fingerprint[KE
                   char *secret_path, char *public_path, char *err, size_t errlen)
 {
     const char *name = key_kind_name(kind);
-    char sec[PATH_CAP], pub[PATH_CAP];
+    char sec[PATH_CAP], pub[PATH_CAP], fp_unused[KEY_FINGERPRINT_HEX];
     struct stat st;
     if (!name)
         return fail(err, errlen, "unknown key kind%s%s", "", "");
@@ -149,6 +149,8 @@ int keys_generate(key_kind kind, const char *dir, int force, char fingerprint[KE
                     lstat(sec, &st) == 0 ? sec : pub, name);
     if (sodium_init() < 0)
         return fail(err, errlen, "libsodium failed to initialise%s%s", "", "");
+    if (!fingerprint)
+        fingerprint = fp_unused;
     EVP_PKEY *pkey = generate_pkey(kind);
     if (!pkey)
         return fail(err, errlen, "cannot generate %s key%s", name, "");

@@ -15,6 +15,11 @@ done
 [ "$(stat -c %a "$H/keys/device.key.pem")" = 600 ] || fail "device key is not 0600"
 openssl pkey -pubin -in "$H/keys/reviewer.pub.pem" -noout
 [ -f "$H/outbox/reviewer.key.pem" ] || fail "reviewer secret not in outbox"
+# The audit log starts with an init entry naming the policy and keys.
+expect_rc 0 "$APP" audit verify --home "$H"
+assert_grep "OK, 1 entries" "$T/out"
+expect_rc 0 "$APP" audit show --home "$H"
+assert_grep "init" "$T/out"
 
 # Re-running init changes nothing.
 snap=$(cd "$H" && find . -type f -exec sha256sum {} + | sort)

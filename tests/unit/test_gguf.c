@@ -742,6 +742,9 @@ static void test_bad_tensor_infos(void **state)
     buf b = one_tensor_file(32, 77, 0, 256);
     expect_reject(&b, "tensor t: unknown tensor type 77");
     free(b.p);
+    b = one_tensor_file(256, 23, 0, 256);
+    expect_reject(&b, "tensor t: tensor type 23 (iq4_xs) is not supported");
+    free(b.p);
     b = one_tensor_file(33, TT_Q4_0, 0, 256);
     expect_reject(&b, "tensor t: row length 33 is not a multiple of block size 32");
     free(b.p);
