@@ -14,12 +14,14 @@ setup:
 	@sh scripts/setup
 
 build: setup
-	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release -DAPPLIANCE_TESTS=OFF >/dev/null
+	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release -DAPPLIANCE_TESTS=OFF \
+		-DAPPLIANCE_TEST_HOOKS=OFF >/dev/null
 	@cmake --build $(RELEASE) -j $(JOBS)
 
 # All tests, built with AddressSanitizer and UndefinedBehaviorSanitizer.
 check: setup
-	@cmake -S . -B $(CHECK) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAPPLIANCE_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(CHECK) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAPPLIANCE_SANITIZE=ON \
+		-DAPPLIANCE_TEST_HOOKS=ON >/dev/null
 	@cmake --build $(CHECK) -j $(JOBS)
 	@cd $(CHECK) && ctest --output-on-failure -j $(JOBS)
 

@@ -1,6 +1,8 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,4 +56,10 @@ int cli_resolve_home(const app_ctx *ctx, const char *flag, char *buf, size_t cap
         n = snprintf(buf, cap, "%s/.appliance", user_home);
     }
     return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+void cli_actor(char *buf, size_t cap)
+{
+    struct passwd *pw = getpwuid(getuid());
+    snprintf(buf, cap, "local:%s", pw && pw->pw_name ? pw->pw_name : "unknown");
 }

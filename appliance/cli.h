@@ -30,6 +30,10 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 /* Reports the getopt_long result for an unknown option or missing argument. */
 int cli_bad_option(const char *cmd, const char *usage, int argc, char **argv);
 
+/* Who is acting, as the audit log records it: "local:USERNAME" for a
+ * person at this machine. */
+void cli_actor(char *buf, size_t cap);
+
 /* Resolves the appliance home: flag, else $APPLIANCE_HOME, else ~/.appliance.
  * Writes into buf; returns 0, or -1 when no home can be determined. */
 int cli_resolve_home(const app_ctx *ctx, const char *flag, char *buf, size_t cap);

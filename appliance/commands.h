@@ -3,6 +3,13 @@
 #define APPLIANCE_COMMANDS_H
 #include "cli.h"
 
+int cmd_init(const app_ctx *ctx, int argc, char **argv);
+int cmd_status(const app_ctx *ctx, int argc, char **argv);
+int cmd_image(const app_ctx *ctx, int argc, char **argv);
+int cmd_audit(const app_ctx *ctx, int argc, char **argv);
+int cmd_attest(const app_ctx *ctx, int argc, char **argv);
+int cmd_keygen(const app_ctx *ctx, int argc, char **argv);
+int cmd_policy(const app_ctx *ctx, int argc, char **argv);
 int cmd_version(const app_ctx *ctx, int argc, char **argv);
 int cmd_generate(const app_ctx *ctx, int argc, char **argv);
 int cmd_bench(const app_ctx *ctx, int argc, char **argv);

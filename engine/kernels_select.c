@@ -8,14 +8,14 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 
-/* F16C straight from CPUID leaf 1 (ECX bit 29): clang's
- * __builtin_cpu_supports does not know the name. */
-static int cpu_has_f16c(void)
+/* A CPUID ECX feature bit (leaf, sub-leaf 0), for features clang 14's
+ * __builtin_cpu_supports has no name for: F16C (leaf 1 bit 29) and
+ * AVX512-VNNI (leaf 7 bit 11). OS support of the vector state comes with the
+ * builtin's avx2 / avx512f checks. */
+static int cpuid_ecx_bit(unsigned leaf, unsigned bit)
 {
     unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
-        return 0;
-    return (ecx >> 29) & 1u;
+    return __get_cpuid_count(leaf, 0, &eax, &ebx, &ecx, &edx) && ((ecx >> bit) & 1u);
 }
 
 /* The AVX2 file is compiled with -mavx2 -mfma -mf16c -mbmi2. */
@@ -23,7 +23,7 @@ static int cpu_has_avx2(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("bmi2") && cpu_has_f16c();
+           __builtin_cpu_supports("bmi2") && cpuid_ecx_bit(1, 29);
 }
 
 /* The AVX-512 file is compiled for F/BW/VL/DQ/VNNI (and AVX2, FMA, F16C);
@@ -33,7 +33,7 @@ static int cpu_has_avx512(void)
     __builtin_cpu_init();
     return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+           __builtin_cpu_supports("avx512dq") && cpuid_ecx_bit(7, 11);
 }
 #endif
 

@@ -21,8 +21,12 @@
 #include <math.h>
 
 #define KX_ALWAYS_INLINE static inline __attribute__((always_inline))
-#define KX_TILE          4  /* activation rows per weight-row pass */
-#define KX_ROW_BLOCK     16 /* weight rows kept hot while activation tiles stream */
+#define KX_TILE          4 /* activation rows per weight-row pass */
+/* Full tiles of legacy-type rows up to this many blocks get their
+ * activation scales converted to float once per tile (kx_tile_scales). */
+#define KX_SC_BLOCKS 512
+#define KX_SC_STRIDE 8  /* floats per block: 4 d, 4 s */
+#define KX_ROW_BLOCK 16 /* weight rows kept hot while activation tiles stream */
 
 KX_ALWAYS_INLINE __m256i kx_load(const void *p)
 {
@@ -155,7 +159,8 @@ KX_ALWAYS_INLINE __m256i kx_unpack_legacy(uint32_t type, const uint8_t *blk)
 /* Block b of a legacy-type weight row against NT activation rows. Signed
  * weights use |w| x sign(a, w) so the unsigned operand is the weight. */
 KX_ALWAYS_INLINE void kx_legacy_block(uint32_t type, int NT, int64_t b, const uint8_t *w,
-                                      const uint8_t *const *a, __m256 *acc, float *mins)
+                                      const uint8_t *const *a, const float *sc4, __m256 *acc,
+                                      float *mins)
 {
     const size_t wb = type == TT_Q4_0   ? sizeof(block_q4_0)
                       : type == TT_Q4_1 ? sizeof(block_q4_1)
@@ -170,6 +175,12 @@ KX_ALWAYS_INLINE void kx_legacy_block(uint32_t type, int NT, int64_t b, const ui
     const __m256i q = kx_unpack_legacy(type, wblk);
     const __m256i u = is_signed ? _mm256_sign_epi8(q, q) : q;
     const float dw = kx_h2f(wblk);
+    /* With pre-converted activation scales (full tiles), the 4 products
+     * dw * da are one vector multiply: the same 4 IEEE products. */
+    float dd[KX_TILE] = {0};
+    if (sc4)
+        _mm_storeu_ps(dd,
+                      _mm_mul_ps(_mm_set1_ps(dw), _mm_loadu_ps(sc4 + (size_t)b * KX_SC_STRIDE)));
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         const uint8_t *ablk = a[t] + (size_t)b * ab;
@@ -177,21 +188,37 @@ KX_ALWAYS_INLINE void kx_legacy_block(uint32_t type, int NT, int64_t b, const ui
         if (is_signed)
             s = _mm256_sign_epi8(s, q);
         const __m256i p = KX_DOT4(u, s);
-        const __m256 scale = _mm256_set1_ps(dw * kx_h2f(ablk));
+        const __m256 scale = sc4 ? _mm256_broadcast_ss(&dd[t]) : _mm256_set1_ps(dw * kx_h2f(ablk));
         acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[t]);
-        if (with_min)
-            mins[t] = fmaf(kx_h2f(wblk + 2), kx_h2f(ablk + 2), mins[t]);
+        if (with_min) {
+            const float sa = sc4 ? sc4[(size_t)b * KX_SC_STRIDE + 4 + t] : kx_h2f(ablk + 2);
+            mins[t] = fmaf(kx_h2f(wblk + 2), sa, mins[t]);
+        }
     }
 }
 
 KX_ALWAYS_INLINE void kx_legacy_rows(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
-                                     const uint8_t *const *a, float *out)
+                                     const uint8_t *const *a, const float *sc4, float *out)
 {
     KX_ACC_DECLARE(NT)
-#define KX_LEGACY_STEP(b, acc, m) kx_legacy_block(type, NT, b, w, a, acc, m)
+#define KX_LEGACY_STEP(b, acc, m) kx_legacy_block(type, NT, b, w, a, sc4, acc, m)
     KX_BLOCK_PAIRS(nblk, KX_LEGACY_STEP);
 #undef KX_LEGACY_STEP
     KX_ACC_RESULT(NT, +1);
+}
+
+/* Converts the fp16 scales of one full tile's activation blocks to float,
+ * laid out per block as d[0..3] then s[0..3] (s: Q8_1 only), so a block's
+ * four scales are one vector load. Exact, so results do not change. */
+static void kx_tile_scales(uint32_t weight_type, int64_t nblk, const uint8_t *const *a, float *sc4)
+{
+    const int q8_1 = activation_type(weight_type) == TT_Q8_1;
+    const size_t ab = q8_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    for (int64_t b = 0; b < nblk; b++)
+        for (int t = 0; t < KX_TILE; t++) {
+            sc4[b * KX_SC_STRIDE + t] = kx_h2f(a[t] + (size_t)b * ab);
+            sc4[b * KX_SC_STRIDE + 4 + t] = q8_1 ? kx_h2f(a[t] + (size_t)b * ab + 2) : 0.0f;
+        }
 }
 
 /* ---------------------------------------------------------------- k-quants */
@@ -386,7 +413,7 @@ KX_ALWAYS_INLINE void kx_float_rows(uint32_t type, int NT, int64_t n, const uint
     }
 
 static void kx_row_tile(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *const *a, int nt,
-                        float *out)
+                        const float *sc4, float *out)
 {
     if (nt > 1 && nt < KX_TILE) {
         /* A partial tile runs as a full one whose extra rows repeat the
@@ -396,12 +423,18 @@ static void kx_row_tile(uint32_t type, int64_t n, const uint8_t *w, const uint8_
         float out_full[KX_TILE];
         for (int t = 0; t < KX_TILE; t++)
             a_full[t] = a[t < nt ? t : nt - 1];
-        kx_row_tile(type, n, w, a_full, KX_TILE, out_full);
+        kx_row_tile(type, n, w, a_full, KX_TILE, NULL, out_full);
         memcpy(out, out_full, (size_t)nt * sizeof(float));
         return;
     }
     switch (type) {
-#define KX_CALL_LEGACY(T, N)    kx_legacy_rows(T, N, n / QK32, w, a, out)
+#define KX_CALL_LEGACY(T, N)                                                                       \
+    do {                                                                                           \
+        if ((N) == KX_TILE && sc4)                                                                 \
+            kx_legacy_rows(T, KX_TILE, n / QK32, w, a, sc4, out);                                  \
+        else                                                                                       \
+            kx_legacy_rows(T, N, n / QK32, w, a, NULL, out);                                       \
+    } while (0)
 #define KX_LEGACY_NT_TT_Q4_0(N) KX_CALL_LEGACY(TT_Q4_0, N)
 #define KX_LEGACY_NT_TT_Q4_1(N) KX_CALL_LEGACY(TT_Q4_1, N)
 #define KX_LEGACY_NT_TT_Q5_0(N) KX_CALL_LEGACY(TT_Q5_0, N)
@@ -463,6 +496,10 @@ static void kx_mul_mat(uint32_t weight_type, int64_t n, const void *w, size_t w_
                        int64_t r0, int64_t r1)
 {
     const uint8_t *wp = w, *ap = a;
+    const int legacy = weight_type == TT_Q4_0 || weight_type == TT_Q4_1 || weight_type == TT_Q5_0 ||
+                       weight_type == TT_Q5_1 || weight_type == TT_Q8_0;
+    const int64_t nblk = n / QK32;
+    float sc4_buf[KX_SC_BLOCKS * KX_SC_STRIDE];
     for (int64_t rb = r0; rb < r1; rb += KX_ROW_BLOCK) {
         const int64_t re = rb + KX_ROW_BLOCK < r1 ? rb + KX_ROW_BLOCK : r1;
         for (int64_t b = 0; b < nb; b += KX_TILE) {
@@ -470,9 +507,14 @@ static void kx_mul_mat(uint32_t weight_type, int64_t n, const void *w, size_t w_
             const uint8_t *arow[KX_TILE];
             for (int t = 0; t < nt; t++)
                 arow[t] = ap + (size_t)(b + t) * a_stride;
+            const float *sc4 = NULL;
+            if (legacy && nt == KX_TILE && nblk <= KX_SC_BLOCKS) {
+                kx_tile_scales(weight_type, nblk, arow, sc4_buf);
+                sc4 = sc4_buf;
+            }
             for (int64_t r = rb; r < re; r++) {
                 float out[KX_TILE];
-                kx_row_tile(weight_type, n, wp + (size_t)r * w_stride, arow, nt, out);
+                kx_row_tile(weight_type, n, wp + (size_t)r * w_stride, arow, nt, sc4, out);
                 for (int t = 0; t < nt; t++)
                     y[(size_t)(b + t) * y_stride + (size_t)r] = out[t];
             }

@@ -1,0 +1,58 @@
+# Shared helpers for the integration tests (sourced, not run by ctest).
+# Each test runs the real binary ($APPLIANCE_BIN) in a private temp dir.
+set -eu
+APP=${APPLIANCE_BIN:?APPLIANCE_BIN must point at the appliance binary}
+SHARED=${APPLIANCE_SHARED_DIR:-}
+T=$(mktemp -d "${TMPDIR:-/tmp}/appliance-it-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+TESTS_RUN=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+skip() {
+    echo "SKIP: $*"
+    exit 77
+}
+
+# expect_rc CODE CMD...: runs CMD, keeps stdout in $T/out and stderr in $T/err,
+# and fails unless it exits with CODE.
+expect_rc() {
+    want=$1
+    shift
+    set +e
+    "$@" >"$T/out" 2>"$T/err"
+    got=$?
+    set -e
+    TESTS_RUN=$((TESTS_RUN + 1))
+    if [ "$got" != "$want" ]; then
+        echo "--- stdout" >&2; cat "$T/out" >&2
+        echo "--- stderr" >&2; cat "$T/err" >&2
+        fail "expected exit $want, got $got: $*"
+    fi
+}
+
+# assert_grep PATTERN FILE: fixed-string search.
+assert_grep() {
+    grep -qF -- "$1" "$2" || { echo "--- $2" >&2; cat "$2" >&2; fail "'$1' not in $2"; }
+}
+
+assert_no_grep() {
+    if grep -qF -- "$1" "$2"; then fail "'$1' unexpectedly in $2"; fi
+}
+
+# one_line FILE: the error output is exactly one line.
+one_line() {
+    n=$(wc -l <"$1")
+    [ "$n" -eq 1 ] || { cat "$1" >&2; fail "expected a one-line error in $1, got $n lines"; }
+}
+
+need_shared() {
+    [ -n "$SHARED" ] && [ -d "$SHARED" ] || skip "../shared is absent (models and vectors)"
+}
+
+done_ok() {
+    echo "$TESTS_RUN passed, 0 failed"
+}
