@@ -85,10 +85,8 @@ typedef struct engine_ctx_params {
 
 /* n_ctx 0, n_batch 512, own pool of 1 thread, last-token logits. */
 void engine_ctx_defaults(engine_ctx_params *p);
-/* Allocates the KV cache and scratch (and starts threads unless given some).
- * The cache holds
- * F32 values rounded to F16 precision: numerically an F16 cache (as
- * llama.cpp's), without conversions in attention, at twice the memory. */
+/* Allocates the KV cache (F16, like llama.cpp's) and scratch, and starts
+ * threads unless given some. */
 engine_ctx *engine_ctx_new(const engine_model *m, const engine_ctx_params *p, char *err,
                            size_t errlen);
 void engine_ctx_free(engine_ctx *c);

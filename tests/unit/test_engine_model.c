@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "engine/engine.h"
+#include "engine/model.h"
 #include "testutil.h"
 
 static const char story[] = "Once upon a time, a small robot named Pip lived in a quiet "
@@ -27,6 +29,26 @@ static unsigned char *read_model(const char *name, size_t *size)
     unsigned char *b = test_read_file(path, size);
     assert_non_null(b);
     return b;
+}
+
+/* The KV cache's F16 -> F32 conversion equals quant.c's for every half. */
+static void test_f16_conversion_exhaustive(void **state)
+{
+    (void)state;
+    static uint16_t h[65536];
+    static float f[65536];
+    for (uint32_t i = 0; i < 65536; i++)
+        h[i] = (uint16_t)i;
+    f16_to_f32_row(h, f, 65536);
+    for (uint32_t i = 0; i < 65536; i++) {
+        float want = fp16_to_fp32(h[i]);
+        if (isnan(want)) {
+            assert_true(isnan(f[i]));
+            assert_int_equal(signbit(f[i]) != 0, signbit(want) != 0);
+        } else if (memcmp(&want, &f[i], sizeof want) != 0) {
+            fail_msg("half 0x%04x: %a, want %a", i, (double)f[i], (double)want);
+        }
+    }
 }
 
 /* The pool borrowed by contexts when threads < 0 (created before any model
@@ -293,6 +315,7 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest with_shared[] = {
+        cmocka_unit_test(test_f16_conversion_exhaustive),
         cmocka_unit_test(test_threads_batches_kernels_bit_identical),
         cmocka_unit_test(test_context_overflow_and_bad_tokens),
         cmocka_unit_test(test_load_errors),
@@ -300,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_synthetic_models),
     };
     const struct CMUnitTest without_shared[] = {
+        cmocka_unit_test(test_f16_conversion_exhaustive),
         cmocka_unit_test(test_synthetic_models),
     };
     int rc;
