@@ -228,9 +228,11 @@ static void print_text(const char *model, const bench_opts *o, const engine_mode
     printf("decode  tg%-5u %8.2f tokens/s (min %.2f, max %.2f)\n", o->n_gen, r->decode.median,
            r->decode.min, r->decode.max);
     printf("memory read bandwidth %.1f GB/s; weights read per token %.1f MB; decode bound "
-           "%.1f tokens/s; achieved %.0f%%\n",
-           r->bandwidth_gb_s, (double)info->weight_bytes_per_token / 1e6, r->bound,
-           r->bound > 0 ? 100.0 * r->decode.median / r->bound : 0.0);
+           "%.1f tokens/s",
+           r->bandwidth_gb_s, (double)info->weight_bytes_per_token / 1e6, r->bound);
+    if (o->n_gen > 0)
+        printf("; achieved %.0f%%", r->bound > 0 ? 100.0 * r->decode.median / r->bound : 0.0);
+    printf("\n");
 }
 
 /* Shrinks -p/-n so that they fit the context, saying so. */

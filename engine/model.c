@@ -13,9 +13,9 @@
  * Where llama.cpp (the reference) rounds, we round the same way, so that the
  * two agree to ~1e-6 instead of ~1e-2 on random-weight models (a rounding
  * difference upstream flips 8-bit activation codes downstream): the KV
- * cache holds F16-precision values (stored as F32, so attention needs no
- * conversion), queries and attention weights are rounded to F16 precision
- * before their products with the cache, and activations entering F16 / BF16
+ * cache holds F16 (converted back exactly, four at a time, in attention),
+ * queries and attention weights are rounded to F16 precision before their
+ * products with the cache, and activations entering F16 / BF16
  * weight products are rounded to F16 / BF16 precision (8-bit activation
  * codes are llama.cpp's already: quant.c). */
 #include "model.h"
@@ -328,8 +328,9 @@ int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint3
     s->hb2 = alloc_floats(nb * hp->n_ff, &failed);
     s->att = alloc_floats((size_t)n_threads * n_ctx, &failed);
     s->rope = alloc_floats(nb * hp->rope_dim, &failed);
-    s->key_cache = alloc_floats((size_t)hp->n_layer * n_ctx * kv, &failed);
-    s->value_cache = alloc_floats((size_t)hp->n_layer * n_ctx * kv, &failed);
+    s->key_cache = calloc((size_t)hp->n_layer * n_ctx * kv + 1, sizeof(uint16_t));
+    s->value_cache = calloc((size_t)hp->n_layer * n_ctx * kv + 1, sizeof(uint16_t));
+    failed |= !s->key_cache || !s->value_cache;
     s->logits = alloc_floats((logits_all ? nb : 1) * hp->n_vocab, &failed);
     s->act_cap = max_act_bytes(m) * nb;
     for (int i = 0; i < 3; i++)
@@ -346,12 +347,14 @@ int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint3
 
 void llama_state_free(llama_state *s)
 {
-    float *bufs[] = {s->x,   s->xb,  s->xb2,  s->q,         s->k,           s->v,     s->hb,
-                     s->hb2, s->att, s->rope, s->key_cache, s->value_cache, s->logits};
+    float *bufs[] = {s->x,  s->xb,  s->xb2, s->q,    s->k,     s->v,
+                     s->hb, s->hb2, s->att, s->rope, s->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     for (int i = 0; i < 3; i++)
         free(s->act[i]);
+    free(s->key_cache);
+    free(s->value_cache);
     memset(s, 0, sizeof *s);
 }
 
@@ -540,8 +543,8 @@ static void rope(const run *r, float *v, int n_heads, int nb)
     }
 }
 
-static float *cache_row(float *cache, const llama_hparams *hp, uint32_t n_ctx, uint32_t layer,
-                        uint32_t pos)
+static uint16_t *cache_row(uint16_t *cache, const llama_hparams *hp, uint32_t n_ctx, uint32_t layer,
+                           uint32_t pos)
 {
     size_t kv = (size_t)hp->n_head_kv * hp->head_dim;
     return cache + ((size_t)layer * n_ctx + pos) * kv;
@@ -559,33 +562,64 @@ static v4f load4(const float *p)
     return v;
 }
 
-/* Dot product in one fixed order: element i goes to partial sum i % 8 (two
- * 4-lane vectors), and the eight sums are combined pairwise at the end. */
-static float dot_lanes8(const float *a, const float *b, uint32_t n)
+typedef uint32_t v4u __attribute__((vector_size(16)));
+
+/* Four F16 values as F32, exactly: the magnitude bits shifted into place are
+ * a float 2^112 too small (for subnormal halves too), so one exact multiply
+ * rebases the exponent; infinities and NaNs get the all-ones exponent. */
+static v4f f16x4(const uint16_t *h)
+{
+    v4u x = {h[0], h[1], h[2], h[3]}, u, mag = (x & 0x7fffu) << 13;
+    v4f f;
+    memcpy(&f, &mag, sizeof f);
+    f *= 0x1p112f;
+    memcpy(&u, &f, sizeof u);
+    u |= (v4u)((x & 0x7c00u) == 0x7c00u) & 0x7f800000u;
+    u |= (x & 0x8000u) << 16;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f f = f16x4(src + i);
+        memcpy(dst + i, &f, sizeof f);
+    }
+    for (; i < n; i++)
+        dst[i] = fp16_to_fp32(src[i]);
+}
+
+/* Dot product of floats with F16 values in one fixed order: element i goes
+ * to partial sum i % 8 (two 4-lane vectors), and the eight sums are
+ * combined pairwise at the end. */
+static float dot_f16_lanes8(const float *a, const uint16_t *b, uint32_t n)
 {
     v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
     uint32_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        lo += load4(a + i) * load4(b + i);
-        hi += load4(a + i + 4) * load4(b + i + 4);
+        lo += load4(a + i) * f16x4(b + i);
+        hi += load4(a + i + 4) * f16x4(b + i + 4);
     }
     float acc[8] = {lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]};
     for (; i < n; i++)
-        acc[i % 8] += a[i] * b[i];
+        acc[i % 8] += a[i] * fp16_to_fp32(b[i]);
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
-/* y += a * x, element by element (no reduction: any width gives the same). */
-static void axpy(float *y, float a, const float *x, uint32_t n)
+/* y += a * x for F16 x, element by element (no reduction: any width gives
+ * the same result). */
+static void axpy_f16(float *y, float a, const uint16_t *x, uint32_t n)
 {
     uint32_t i = 0;
     v4f av = {a, a, a, a};
     for (; i + 4 <= n; i += 4) {
-        v4f r = load4(y + i) + av * load4(x + i);
+        v4f r = load4(y + i) + av * f16x4(x + i);
         memcpy(y + i, &r, sizeof r);
     }
     for (; i < n; i++)
-        y[i] += a * x[i];
+        y[i] += a * fp16_to_fp32(x[i]);
 }
 
 /* Causal grouped-query attention of batch row b, head h, over the cache. */
@@ -609,8 +643,8 @@ static void attention_heads(void *arg, int64_t begin, int64_t end, int thread)
         for (uint32_t i = 0; i < hd; i++)
             q[i] = round_f16(q[i]);
         for (uint32_t t = 0; t <= last; t++) {
-            const float *k = cache_row(s->key_cache, hp, s->n_ctx, j->layer, t) + kvo;
-            att[t] = dot_lanes8(q, k, hd) * scale;
+            const uint16_t *k = cache_row(s->key_cache, hp, s->n_ctx, j->layer, t) + kvo;
+            att[t] = dot_f16_lanes8(q, k, hd) * scale;
             max = att[t] > max ? att[t] : max;
         }
         for (uint32_t t = 0; t <= last; t++) {
@@ -620,8 +654,8 @@ static void attention_heads(void *arg, int64_t begin, int64_t end, int thread)
         float *out = s->xb2 + ((size_t)b * hp->n_head + h) * hd, inv = 1.0f / sum;
         memset(out, 0, hd * sizeof *out);
         for (uint32_t t = 0; t <= last; t++) {
-            const float *v = cache_row(s->value_cache, hp, s->n_ctx, j->layer, t) + kvo;
-            axpy(out, round_f16(att[t] * inv), v, hd);
+            const uint16_t *v = cache_row(s->value_cache, hp, s->n_ctx, j->layer, t) + kvo;
+            axpy_f16(out, round_f16(att[t] * inv), v, hd);
         }
     }
 }
@@ -630,11 +664,11 @@ static void attention(const run *r, uint32_t layer, uint32_t pos, int nb)
 {
     const llama_hparams *hp = &r->m->hp;
     size_t kv = (size_t)hp->n_head_kv * hp->head_dim;
-    float *kc = cache_row(r->s->key_cache, hp, r->s->n_ctx, layer, pos);
-    float *vc = cache_row(r->s->value_cache, hp, r->s->n_ctx, layer, pos);
+    uint16_t *kc = cache_row(r->s->key_cache, hp, r->s->n_ctx, layer, pos);
+    uint16_t *vc = cache_row(r->s->value_cache, hp, r->s->n_ctx, layer, pos);
     for (size_t i = 0; i < (size_t)nb * kv; i++) {
-        kc[i] = round_f16(r->s->k[i]);
-        vc[i] = round_f16(r->s->v[i]);
+        kc[i] = fp32_to_fp16(r->s->k[i]);
+        vc[i] = fp32_to_fp16(r->s->v[i]);
     }
     attn_job j = {r, layer, pos};
     /* a head's work grows with the context; keep chunks above ~32K multiply-adds */

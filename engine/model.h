@@ -43,7 +43,7 @@ typedef struct llama_model {
 int llama_model_load(llama_model *m, const gguf_file *f, char *err, size_t errlen);
 void llama_model_free(llama_model *m);
 
-/* Scratch and KV cache (F32) for batches of up to n_batch tokens at positions
+/* Scratch and KV cache (F16) for batches of up to n_batch tokens at positions
  * below n_ctx, used by up to n_threads threads. */
 typedef struct llama_state {
     uint32_t n_ctx, n_batch;
@@ -53,9 +53,13 @@ typedef struct llama_state {
     float *rope;                                /* [n_batch][rope_dim] cos, sin */
     uint8_t *act[3];                            /* quantized activations */
     size_t act_cap;                             /* bytes per act buffer */
-    float *key_cache, *value_cache;             /* [n_layer][n_ctx][n_head_kv*head_dim] */
+    uint16_t *key_cache, *value_cache;          /* F16 [n_layer][n_ctx][n_head_kv*head_dim] */
     float *logits;                              /* [logits_all ? n_batch : 1][n_vocab] */
 } llama_state;
+
+/* Converts n F16 values to F32 exactly (as fp16_to_fp32), four at a time;
+ * the attention's conversion of the cache, exposed for its test. */
+void f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
 
 int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint32_t n_batch,
                      int n_threads, int logits_all, char *err, size_t errlen);

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "engine/engine.h"
+#include "engine/model.h"
 #include "testutil.h"
 
 static const char story[] = "Once upon a time, a small robot named Pip lived in a quiet "
@@ -29,12 +31,38 @@ static unsigned char *read_model(const char *name, size_t *size)
     return b;
 }
 
+/* The KV cache's F16 -> F32 conversion equals quant.c's for every half. */
+static void test_f16_conversion_exhaustive(void **state)
+{
+    (void)state;
+    static uint16_t h[65536];
+    static float f[65536];
+    for (uint32_t i = 0; i < 65536; i++)
+        h[i] = (uint16_t)i;
+    f16_to_f32_row(h, f, 65536);
+    for (uint32_t i = 0; i < 65536; i++) {
+        float want = fp16_to_fp32(h[i]);
+        if (isnan(want)) {
+            assert_true(isnan(f[i]));
+            assert_int_equal(signbit(f[i]) != 0, signbit(want) != 0);
+        } else if (memcmp(&want, &f[i], sizeof want) != 0) {
+            fail_msg("half 0x%04x: %a, want %a", i, (double)f[i], (double)want);
+        }
+    }
+}
+
+/* The pool borrowed by contexts when threads < 0 (created before any model
+ * is parsed, as the sandboxed worker does). */
+static engine_threads *shared_pool;
+
 static engine_ctx *new_ctx(engine_model *m, int threads, uint32_t n_ctx, uint32_t n_batch, int all)
 {
     engine_ctx_params p;
     char err[256];
     engine_ctx_defaults(&p);
     p.n_threads = threads;
+    if (threads < 0)
+        p.threads = shared_pool;
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
     p.logits_all = all;
@@ -89,10 +117,13 @@ static void test_threads_batches_kernels_bit_identical(void **state)
         assert_memory_equal(a, b, len * sizeof *a);
         run_story(m, 2, 5, b); /* prefill in chunks of 5 */
         assert_memory_equal(a, b, len * sizeof *a);
+        run_story(m, -1, 512, b); /* a borrowed pool of 3, made before the model */
+        assert_memory_equal(a, b, len * sizeof *a);
         run_story(ms, 2, 512, b); /* the scalar reference kernels */
         if (memcmp(a, b, len * sizeof *a) != 0)
             fail_msg("%s: kernels %s and scalar give different logits", models[i], info.kernels);
-        printf("%-18s logits bit-identical: 1/2/3 threads, batch 512/5, kernels %s/scalar\n",
+        printf("%-18s logits bit-identical: 1/2/3 threads, own/borrowed pool, batch 512/5, kernels "
+               "%s/scalar\n",
                models[i], info.kernels);
         free(a);
         free(b);
@@ -277,7 +308,14 @@ static void test_synthetic_models(void **state)
 
 int main(void)
 {
+    char err[256];
+    shared_pool = engine_threads_new(3, err, sizeof err);
+    if (!shared_pool || engine_threads_count(shared_pool) != 3) {
+        printf("cannot start a pool of 3 threads: %s\n", err);
+        return 1;
+    }
     const struct CMUnitTest with_shared[] = {
+        cmocka_unit_test(test_f16_conversion_exhaustive),
         cmocka_unit_test(test_threads_batches_kernels_bit_identical),
         cmocka_unit_test(test_context_overflow_and_bad_tokens),
         cmocka_unit_test(test_load_errors),
@@ -285,11 +323,16 @@ int main(void)
         cmocka_unit_test(test_synthetic_models),
     };
     const struct CMUnitTest without_shared[] = {
+        cmocka_unit_test(test_f16_conversion_exhaustive),
         cmocka_unit_test(test_synthetic_models),
     };
+    int rc;
     if (!test_shared_dir()) {
         printf("../shared (APPLIANCE_SHARED_DIR) is absent: only synthetic-model tests run\n");
-        return cmocka_run_group_tests(without_shared, NULL, NULL);
+        rc = cmocka_run_group_tests(without_shared, NULL, NULL);
+    } else {
+        rc = cmocka_run_group_tests(with_shared, NULL, NULL);
     }
-    return cmocka_run_group_tests(with_shared, NULL, NULL);
+    engine_threads_free(shared_pool);
+    return rc;
 }
