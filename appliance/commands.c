@@ -7,6 +7,8 @@ static const command table[] = {
     {"status", "show the home, policy digest, key fingerprints and what exists", cmd_status},
     {"generate", "generate text from a model and a prompt", cmd_generate},
     {"bench", "measure prefill and decode speed against the memory bound", cmd_bench},
+    {"model", "install, list and remove signed models", cmd_model},
+    {"trust", "add, list and remove trusted model publishers", cmd_trust},
     {"image", "sign, verify and inspect model signatures (OMS)", cmd_image},
     {"audit", "verify, show, prove and checkpoint the audit log", cmd_audit},
     {"attest", "verify attestations offline with the device public key", cmd_attest},

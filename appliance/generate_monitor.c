@@ -5,6 +5,7 @@
 #include "build_info.h"
 #include "image.h"
 #include "model_map.h"
+#include "models.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -35,6 +36,9 @@ typedef struct session {
     char actor[128];
     int model_fd;
     worker w;
+    char root_digest[65];
+    char signer[OMS_SIGNER_MAX];
+    char model_name[128];
     uint8_t salt[ATTEST_SALT_LEN];
     uint8_t prompt_hash[AUDIT_HASH_LEN], output_hash[AUDIT_HASH_LEN];
     struct timespec started, finished;
@@ -153,19 +157,66 @@ static int check_limits(session *s)
     return EXIT_OK;
 }
 
+/* With a home, only installed models run: -m names one, or is a path whose
+ * bytes are an installed model's. The bundle's signature is checked again
+ * against the policy's current trust, and the signed digest against the
+ * bytes that were just copied and sealed: what was checked is what runs. */
+static int resolve_installed(session *s, const char *loaded_sha, model_record *r)
+{
+    char err[768], signed_sha[65], why[900];
+    const char *m = s->req->model_path;
+    int by_name = strchr(m, '/') == NULL && model_lookup(&s->h, m, r, err, sizeof err) == 0;
+    if (!by_name && model_lookup_digest(&s->h, loaded_sha, r) != 0) {
+        snprintf(why, sizeof why,
+                 "%s is not an installed model (appliance model add MODEL "
+                 "--bundle BUNDLE)",
+                 m);
+        return refuse(s, "trust (installed, signed models only)", why);
+    }
+    if (model_recheck(&s->h, &s->pol, r, signed_sha, s->signer, sizeof s->signer, err,
+                      sizeof err) != 0)
+        return refuse(s, "trust", err);
+    if (sodium_memcmp(signed_sha, loaded_sha, 64) != 0) {
+        snprintf(why, sizeof why, "model %s changed since it was signed: sha256 %s, signed %s",
+                 r->name, loaded_sha, signed_sha);
+        return refuse(s, "trust", why);
+    }
+    snprintf(s->root_digest, sizeof s->root_digest, "%s", r->root_digest);
+    snprintf(s->model_name, sizeof s->model_name, "%s", r->name);
+    return EXIT_OK;
+}
+
 /* The model, copied into a sealed memfd while hashed: what is recorded is
  * what the worker maps. */
 static int load_model(session *s)
 {
     char err[512];
     uint8_t sha[32];
-    s->model_fd = s->req->model_path
-                      ? image_sealed_copy(s->req->model_path, sha, NULL, NULL, err, sizeof err)
-                      : model_synthetic_sealed(s->req->synthetic, sha, err, sizeof err);
+    model_record r;
+    const char *path = s->req->model_path;
+    int named = path && s->log && strchr(path, '/') == NULL &&
+                model_lookup(&s->h, path, &r, err, sizeof err) == 0;
+    if (named)
+        path = r.path;
+    s->model_fd = path ? image_sealed_copy(path, sha, NULL, NULL, err, sizeof err)
+                       : model_synthetic_sealed(s->req->synthetic, sha, err, sizeof err);
     if (s->model_fd < 0)
         return fail_event(s, AUDIT_KIND_ERROR, err);
     hex32(sha, s->out->model_sha256);
-    return EXIT_OK;
+    if (!s->req->model_path) {
+        snprintf(s->signer, sizeof s->signer, "synthetic test model (random weights, made here)");
+        snprintf(s->root_digest, sizeof s->root_digest, "%s", s->out->model_sha256);
+        snprintf(s->model_name, sizeof s->model_name, "%s", s->req->synthetic);
+        return EXIT_OK;
+    }
+    if (!s->log) { /* no home: a developer's run, said so in every record */
+        const char *base = strrchr(path, '/');
+        snprintf(s->signer, sizeof s->signer, "unverified (no appliance home)");
+        snprintf(s->root_digest, sizeof s->root_digest, "%s", s->out->model_sha256);
+        snprintf(s->model_name, sizeof s->model_name, "%s", base ? base + 1 : path);
+        return EXIT_OK;
+    }
+    return resolve_installed(s, s->out->model_sha256, &r);
 }
 
 static json_t *facts_json(const sandbox_facts *f)
@@ -289,12 +340,10 @@ static int audit_output(session *s)
 static void describe_generation(session *s, attest_generation *g, char *started, char *finished)
 {
     const worker_result *r = &s->out->result;
-    const char *path = s->req->model_path ? s->req->model_path : s->req->synthetic;
-    const char *base = strrchr(path, '/');
     memset(g, 0, sizeof *g);
-    g->model_digest = s->out->model_sha256;
-    g->model_name = base ? base + 1 : path;
-    g->model_signer = "unverified (no OMS bundle checked for this run)";
+    g->model_digest = s->root_digest;
+    g->model_name = s->model_name;
+    g->model_signer = s->signer;
     g->salt = s->salt;
     g->prompt = (const uint8_t *)s->req->prompt;
     g->prompt_len = strlen(s->req->prompt);

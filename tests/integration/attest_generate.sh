@@ -5,9 +5,6 @@
 command -v openssl >/dev/null || skip "openssl CLI absent"
 MODEL="--synthetic tiny:q8_0"
 PROMPT="Summarise: the patient reports mild headache."
-if [ -n "$SHARED" ] && [ -f "$SHARED/models/aidreams260K-f16.gguf" ]; then
-    MODEL="-m $SHARED/models/aidreams260K-f16.gguf"
-fi
 
 # Without a home there is no device key: --attest is refused in one line.
 expect_rc 1 "$APP" generate $MODEL -p "$PROMPT" -n 4 --seed 1 --attest "$T/a.json"
@@ -17,6 +14,7 @@ one_line "$T/err"
 H="$T/home"
 "$APP" init "$H" >/dev/null 2>&1 || fail "init"
 export APPLIANCE_HOME="$H"
+install_model "$H"
 expect_rc 0 "$APP" generate $MODEL -p "$PROMPT" -n 12 --seed 5 -t 2 --json --attest "$T/att.json"
 python3 - "$T/out" "$T" <<'PY' || fail "reading the generate result"
 import json, sys

@@ -8,10 +8,7 @@
 H="$T/home"
 "$APP" init "$H" >/dev/null 2>&1 || fail "init"
 export APPLIANCE_HOME="$H"
-MODEL="--synthetic tiny:q8_0"
-if [ -n "$SHARED" ] && [ -f "$SHARED/models/aidreams260K-f16.gguf" ]; then
-    MODEL="-m $SHARED/models/aidreams260K-f16.gguf"
-fi
+install_model "$H"
 
 # A normal generation: both processes filtered, as /proc shows them.
 expect_rc 0 "$APP" generate $MODEL -p "I dreamed" -n 8 --greedy --json -t 2
@@ -33,7 +30,7 @@ fi
 # worker: each ends in one line and exit 1, never a monitor crash or hang.
 for f in "$APPLIANCE_SOURCE_DIR"/tests/fuzz/corpus/fuzz_gguf/*; do
     set +e
-    timeout 60 "$APP" generate -m "$f" -p x -n 2 --seed 1 -t 2 >"$T/out" 2>"$T/err"
+    APPLIANCE_HOME="$T/no-home" timeout 60 "$APP" generate -m "$f" -p x -n 2 --seed 1 -t 2 >"$T/out" 2>"$T/err"
     rc=$?
     set -e
     TESTS_RUN=$((TESTS_RUN + 1))
