@@ -1,7 +1,7 @@
 /* appliance generate: run a model on a prompt and stream the output. */
 #include "commands.h"
 #include "engine.h"
-#include "model_map.h"
+#include "generate_monitor.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -40,6 +40,8 @@ typedef struct gen_opts {
     uint32_t n_predict, n_ctx;
     int threads, json, have_seed;
     engine_sampler_params sampling;
+    int reply_timeout_ms;
+    int test_violation;
 } gen_opts;
 
 static int parse_u64_arg(const char *s, uint64_t max, uint64_t *out)
@@ -84,7 +86,22 @@ enum {
     OPT_JSON,
     OPT_KERNELS,
     OPT_SYNTH,
+    OPT_TEST_VIOLATE,
+    OPT_TEST_TIMEOUT,
 };
+
+#ifdef APPLIANCE_TEST_HOOKS
+/* Test builds only: what --test-violate asks the sandboxed worker to try. */
+static int parse_violation(const char *s)
+{
+    static const char *const names[] = {"",       "socket",          "connect", "open-audit-db",
+                                        "execve", "read-device-key", "crash",   "hang"};
+    for (int i = 1; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return 0;
+}
+#endif
 
 /* Parses argv into o; returns -1 when done, else an exit code to return. */
 static int parse_generate_args(int argc, char **argv, gen_opts *o)
@@ -105,6 +122,10 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
         {"json", no_argument, NULL, OPT_JSON},
         {"synthetic", required_argument, NULL, OPT_SYNTH},
         {"kernels", required_argument, NULL, OPT_KERNELS},
+#ifdef APPLIANCE_TEST_HOOKS
+        {"test-violate", required_argument, NULL, OPT_TEST_VIOLATE},
+        {"test-reply-timeout", required_argument, NULL, OPT_TEST_TIMEOUT},
+#endif
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -175,6 +196,17 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
         case OPT_KERNELS:
             o->kernels = optarg;
             break;
+#ifdef APPLIANCE_TEST_HOOKS
+        case OPT_TEST_VIOLATE:
+            if (!(o->test_violation = parse_violation(optarg)))
+                return bad_value("--test-violate", optarg);
+            break;
+        case OPT_TEST_TIMEOUT:
+            if (parse_u64_arg(optarg, 3600000, &u) || u == 0)
+                return bad_value("--test-reply-timeout", optarg);
+            o->reply_timeout_ms = (int)u;
+            break;
+#endif
         case 'h':
             printf("usage: %s\n%s", GENERATE_USAGE, GENERATE_HELP);
             return EXIT_OK;
@@ -189,13 +221,6 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
         return cli_usage_error("generate", GENERATE_USAGE,
                                "give -p PROMPT and exactly one of -m MODEL and --synthetic SPEC");
     return -1;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
 static int stream_stdout(void *user, const char *text, size_t len)
@@ -223,15 +248,30 @@ static double per_second(double count, double ms)
     return ms > 0 ? count * 1e3 / ms : 0;
 }
 
-static int print_json(const engine_generation *g, uint64_t seed, double load_ms)
+static json_t *audit_json(const gen_outcome *g)
 {
+    if (!g->audited)
+        return json_null();
+    return json_pack("{s:I, s:I}", "prompt_seq", (json_int_t)g->prompt_seq, "output_seq",
+                     (json_int_t)g->output_seq);
+}
+
+static int print_json(const gen_outcome *g, uint64_t seed)
+{
+    const worker_result *r = &g->result;
     json_t *o = json_pack(
-        "{s:o, s:o, s:s%, s:s, s:I, s:{s:f, s:f, s:f, s:f, s:f}}", "prompt_tokens",
-        token_array(g->prompt_tokens, g->n_prompt), "tokens", token_array(g->tokens, g->n_tokens),
-        "text", g->text, g->text_len, "finish_reason", engine_finish_name(g->finish), "seed",
-        (json_int_t)seed, "timings", "load_ms", load_ms, "prompt_ms", g->prompt_ms, "decode_ms",
-        g->decode_ms, "prefill_tokens_per_s", per_second((double)g->n_prompt, g->prompt_ms),
-        "decode_tokens_per_s", per_second(g->n_decode_evals, g->decode_ms));
+        "{s:o, s:o, s:s%, s:s, s:I, s:{s:f, s:f, s:f, s:f, s:f}, s:s, s:s, s:s, s:o, "
+        "s:{s:i, s:b, s:b, s:b, s:i}, s:s}",
+        "prompt_tokens", token_array(r->prompt_tokens, r->n_prompt), "tokens",
+        token_array(r->tokens, r->n_tokens), "text", r->text, r->text_len, "finish_reason",
+        engine_finish_name(r->finish), "seed", (json_int_t)seed, "timings", "load_ms", g->load_ms,
+        "prompt_ms", r->prompt_ms, "decode_ms", r->decode_ms, "prefill_tokens_per_s",
+        per_second((double)r->n_prompt, r->prompt_ms), "decode_tokens_per_s",
+        per_second(r->n_decode_evals, r->decode_ms), "request_id", g->request_id, "model_sha256",
+        g->model_sha256, "policy_digest", g->policy_digest, "audit", audit_json(g), "sandbox",
+        "seccomp_mode", g->observed.seccomp_mode, "no_new_privs", g->observed.no_new_privs,
+        "network_namespace", g->observed.net_namespace, "landlock", g->observed.landlock_enforced,
+        "monitor_seccomp_mode", g->monitor_seccomp_mode, "kernels", g->kernels);
     if (!o)
         return -1;
     char *s = json_dumps(o, JSON_COMPACT);
@@ -243,33 +283,9 @@ static int print_json(const engine_generation *g, uint64_t seed, double load_ms)
     return rc;
 }
 
-/* Loads the model and a context; returns 0 or -1 after printing the error. */
-static int load(const gen_opts *o, model_map *map, engine_model **m, engine_ctx **c)
-{
-    char err[512];
-    engine_ctx_params cp;
-    engine_model_info info;
-    if ((o->model ? model_map_open(map, o->model, err, sizeof err)
-                  : model_map_synthetic(map, o->synthetic, err, sizeof err)) != 0 ||
-        !(*m = engine_model_load(map->data, map->size, o->kernels, err, sizeof err))) {
-        cli_error("generate", "%s", err);
-        return -1;
-    }
-    engine_model_get_info(*m, &info);
-    engine_ctx_defaults(&cp);
-    cp.n_ctx = o->n_ctx ? o->n_ctx : (info.n_ctx_train < 4096 ? info.n_ctx_train : 4096);
-    cp.n_threads = o->threads;
-    if (!(*c = engine_ctx_new(*m, &cp, err, sizeof err))) {
-        cli_error("generate", "%s", err);
-        return -1;
-    }
-    return 0;
-}
-
 int cmd_generate(const app_ctx *ctx, int argc, char **argv)
 {
-    gen_opts o = {.n_predict = 256};
-    (void)ctx;
+    gen_opts o = {.n_predict = 256, .reply_timeout_ms = 120000};
     engine_sampler_defaults(&o.sampling);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o.threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
@@ -284,42 +300,38 @@ int cmd_generate(const app_ctx *ctx, int argc, char **argv)
         o.sampling.seed >>= 1; /* 63 bits: JSON readers take it as a signed integer */
         fprintf(stderr, "seed: %llu\n", (unsigned long long)o.sampling.seed);
     }
-    model_map map = {0};
-    engine_model *m = NULL;
-    engine_ctx *c = NULL;
-    engine_generation g = {0};
-    char err[512];
-    double t0 = now_ms();
-    rc = EXIT_FAIL;
-    if (load(&o, &map, &m, &c) != 0)
-        goto done;
-    double load_ms = now_ms() - t0;
-    engine_generate_params gp = {.sampling = o.sampling, .max_tokens = o.n_predict};
-    if (engine_generate(c, o.prompt, strlen(o.prompt), &gp, o.json ? NULL : stream_stdout, NULL, &g,
-                        err, sizeof err) != 0) {
-        cli_error("generate", "%s", err);
-        goto done;
-    }
-    if (o.json) {
-        if (print_json(&g, o.sampling.seed, load_ms) != 0) {
+    gen_request req = {.model_path = o.model,
+                       .synthetic = o.synthetic,
+                       .prompt = o.prompt,
+                       .kernels = o.kernels,
+                       .max_tokens = o.n_predict,
+                       .n_ctx = o.n_ctx,
+                       .threads = o.threads,
+                       .sampling = o.sampling,
+                       .reply_timeout_ms = o.reply_timeout_ms,
+                       .test_violation = o.test_violation};
+    gen_outcome g;
+    rc = generate_as_monitor(ctx, &req, o.json ? NULL : stream_stdout, NULL, &g);
+    if (rc == EXIT_OK && o.json) {
+        if (print_json(&g, o.sampling.seed) != 0) {
             cli_error("generate", "cannot write the JSON result");
-            goto done;
+            rc = EXIT_FAIL;
         }
-    } else {
+    } else if (rc == EXIT_OK) {
+        const worker_result *r = &g.result;
         printf("\n");
         fflush(stdout); /* before the statistics on stderr */
         fprintf(stderr,
                 "prompt: %zu tokens, %.1f ms (%.1f tokens/s); output: %zu tokens, "
-                "%.1f ms decode (%.1f tokens/s); finish: %s\n",
-                g.n_prompt, g.prompt_ms, per_second((double)g.n_prompt, g.prompt_ms), g.n_tokens,
-                g.decode_ms, per_second(g.n_decode_evals, g.decode_ms),
-                engine_finish_name(g.finish));
+                "%.1f ms decode (%.1f tokens/s); finish: %s; sandbox: seccomp %d%s\n",
+                r->n_prompt, r->prompt_ms, per_second((double)r->n_prompt, r->prompt_ms),
+                r->n_tokens, r->decode_ms, per_second(r->n_decode_evals, r->decode_ms),
+                engine_finish_name(r->finish), g.observed.seccomp_mode,
+                g.audited ? ", audited"
+                          : "; NOT audited: no appliance home (run 'appliance init')");
     }
-    rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
-done:
-    engine_generation_free(&g);
-    engine_ctx_free(c);
-    engine_model_free(m);
-    model_map_close(&map);
+    gen_outcome_free(&g);
+    if (fflush(stdout) != 0)
+        rc = EXIT_FAIL;
     return rc;
 }

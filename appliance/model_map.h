@@ -4,6 +4,7 @@
 #define APPLIANCE_MODEL_MAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct model_map {
     void *data;
@@ -21,3 +22,7 @@ int model_map_synthetic(model_map *m, const char *spec, char *err, size_t errlen
 void model_map_close(model_map *m);
 
 #endif
+
+/* Writes the synthetic model spec into a sealed memfd (image_is_sealed) and
+ * hashes it; returns the descriptor, or -1 with err. */
+int model_synthetic_sealed(const char *spec, uint8_t sha256[32], char *err, size_t errlen);

@@ -106,6 +106,11 @@ static void *worker_main(void *arg)
     }
 }
 
+static void start_barrier_noop(void *arg, int64_t begin, int64_t end, int thread)
+{
+    (void)arg, (void)begin, (void)end, (void)thread;
+}
+
 pool *pool_create(int n_threads, char *err, size_t errlen)
 {
     if (n_threads < 1 || n_threads > POOL_MAX_THREADS) {
@@ -138,6 +143,10 @@ pool *pool_create(int n_threads, char *err, size_t errlen)
         }
         p->n_threads = i + 1; /* pool_destroy joins only the threads that exist */
     }
+    /* One empty round: returns only when every thread has run, so each has
+     * finished its start-up system calls (rseq, set_robust_list, ...) before
+     * the caller installs a seccomp filter that would forbid them. */
+    pool_for(p, p->n_threads, 1, start_barrier_noop, NULL);
     return p;
 }
 

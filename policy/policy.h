@@ -84,7 +84,6 @@ const char *audit_content_mode_name(audit_content_mode m);
 const char *model_load_mode_name(model_load_mode m);
 const char *user_role_name(user_role r);
 
-#endif
 
 /* ---- Sandbox ------------------------------------------------------------
  * The engine worker parses hostile bytes, so it is locked down in two steps
@@ -127,7 +126,8 @@ int sandbox_worker_lockdown(int ipc_fd, sandbox_facts *facts, char *err, size_t 
  * socket is bound). */
 int sandbox_monitor_lockdown(char *err, size_t errlen);
 
-/* Reads Seccomp and NoNewPrivs of a process (0 = this one) from /proc. */
+/* Reads Seccomp and NoNewPrivs of a process (0 = this one) from /proc, and
+ * for another process whether it is in a network namespace of its own. */
 int sandbox_read_status(pid_t pid, sandbox_facts *facts);
 
 /* One line of a filter, for `appliance policy show-sandbox`. */
@@ -143,3 +143,5 @@ typedef enum { SANDBOX_WORKER, SANDBOX_MONITOR } sandbox_filter;
 size_t sandbox_filter_size(sandbox_filter f);
 sandbox_rule sandbox_filter_rule(sandbox_filter f, size_t i);
 const char *sandbox_filter_default(sandbox_filter f);
+
+#endif

@@ -54,6 +54,7 @@ static const filter_entry worker_allow[] = {
     {SCMP_SYS(futex), "futex", ARG_ANY, "thread pool wake-ups"},
     {SCMP_SYS(sched_yield), "sched_yield", ARG_ANY, "thread pool spinning"},
     {SCMP_SYS(clock_gettime), "clock_gettime", ARG_ANY, "timings"},
+    {SCMP_SYS(sysinfo), "sysinfo", ARG_ANY, "glibc qsort sizes its buffer by RAM (read-only)"},
     {SCMP_SYS(rt_sigreturn), "rt_sigreturn", ARG_ANY, "return from a signal handler"},
     {SCMP_SYS(rt_sigprocmask), "rt_sigprocmask", ARG_ANY, "thread start/exit in libc"},
     {SCMP_SYS(exit), "exit", ARG_ANY, "a thread ends"},
@@ -133,8 +134,21 @@ static int load_filter(uint32_t default_action, uint32_t rule_action, const filt
     return rc == 0 ? 0 : -1;
 }
 
+/* 1 when process pid is in another network namespace than this one. */
+static int in_other_netns(pid_t pid)
+{
+    char path[64], mine[64] = "", theirs[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+    if (readlink("/proc/self/ns/net", mine, sizeof mine - 1) < 0 ||
+        readlink(path, theirs, sizeof theirs - 1) < 0)
+        return 0;
+    return strcmp(mine, theirs) != 0;
+}
+
 int sandbox_read_status(pid_t pid, sandbox_facts *facts)
 {
+    if (pid != 0)
+        facts->net_namespace = in_other_netns(pid);
     char path[64], line[256];
     if (pid == 0)
         snprintf(path, sizeof path, "/proc/self/status");

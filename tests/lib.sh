@@ -5,6 +5,8 @@ APP=${APPLIANCE_BIN:?APPLIANCE_BIN must point at the appliance binary}
 SHARED=${APPLIANCE_SHARED_DIR:-}
 T=$(mktemp -d "${TMPDIR:-/tmp}/appliance-it-XXXXXX")
 trap 'rm -rf "$T"' EXIT
+# Hermetic: no test touches the user's own ~/.appliance unless it sets a home.
+export APPLIANCE_HOME="$T/no-home"
 TESTS_RUN=0
 
 fail() {

@@ -36,7 +36,7 @@ assert_grep "\"initialised\": true" "$T/out"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["device_key_fingerprint"])==64' "$T/out"
 expect_rc 0 "$APP" --home "$H" policy digest
 [ "$(cat "$T/out")" = "$(sha256sum "$H/policy.json" | cut -d' ' -f1)" ] || fail "policy digest differs from sha256sum"
-expect_rc 0 env HOME="$T/fakehome" sh -c "mkdir -p '$T/fakehome' && '$APP' init && '$APP' status"
+expect_rc 0 env -u APPLIANCE_HOME HOME="$T/fakehome" sh -c "mkdir -p '$T/fakehome' && '$APP' init && '$APP' status"
 [ -f "$T/fakehome/.appliance/policy.json" ] || fail "~/.appliance default not used"
 
 # Moving the reviewer secret away silences the warning.

@@ -1,0 +1,344 @@
+/* One generation as the monitor sees it. The order matters and reads top to
+ * bottom in generate_as_monitor(): every refusal happens before the engine
+ * sees the prompt, and the prompt is durably audited before it does. */
+#include "generate_monitor.h"
+#include "image.h"
+#include "model_map.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CMD "generate"
+
+#ifdef APPLIANCE_SANITIZE
+void __lsan_do_leak_check(void);
+#endif
+
+typedef struct session {
+    const gen_request *req;
+    gen_outcome *out;
+    home h;
+    int has_home;
+    policy pol;
+    audit_log *log; /* NULL without an appliance home */
+    audit_store_mode mode;
+    uint8_t reviewer_pk[32];
+    char actor[128];
+    int model_fd;
+    worker w;
+} session;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static void hex32(const uint8_t *b, char out[65])
+{
+    sodium_bin2hex(out, 65, b, 32);
+}
+
+/* Appends an event entry (refusal, error, sandbox_violation, model_load) when
+ * there is a log; returns 0, or -1 when the write failed. */
+static int audit_event(session *s, audit_kind kind, json_t *body)
+{
+    char err[256];
+    int rc = 0;
+    if (s->log && body) {
+        char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!text || audit_append(s->log, kind, s->out->request_id, s->actor, text, strlen(text),
+                                  NULL, NULL, err, sizeof err) != AUDIT_OK) {
+            cli_error(CMD, "the audit log refused an entry: %s", text ? err : "out of memory");
+            rc = -1;
+        }
+        free(text);
+    }
+    json_decref(body);
+    return rc;
+}
+
+/* A refusal: said once on stderr, audited with the rule it cites. */
+static int refuse(session *s, const char *rule, const char *why)
+{
+    cli_error(CMD, "refused by policy %s: %s", rule, why);
+    audit_event(s, AUDIT_KIND_REFUSAL, json_pack("{s:s, s:s}", "rule", rule, "reason", why));
+    return EXIT_FAIL;
+}
+
+static int fail_event(session *s, audit_kind kind, const char *what)
+{
+    cli_error(CMD, "%s", what);
+    audit_event(s, kind, json_pack("{s:s}", "error", what));
+    return EXIT_FAIL;
+}
+
+/* The home's policy and audit log, or the default policy and no log when
+ * there is no appliance home yet (said once on stderr). */
+static int open_session(const app_ctx *ctx, session *s)
+{
+    char dir[HOME_PATH_CAP], err[768], path[HOME_PATH_CAP * 2];
+    cli_actor(s->actor, sizeof s->actor);
+    if (cli_resolve_home(ctx, NULL, dir, sizeof dir) != 0 ||
+        home_layout(dir, &s->h, err, sizeof err) != 0 || !home_is_initialised(&s->h)) {
+        policy_defaults(&s->pol); /* said in the summary: not audited */
+        char *text = policy_to_json(&s->pol); /* the digest of the built-in policy */
+        if (!text)
+            return -1;
+        policy_digest_bytes(text, strlen(text), s->out->policy_digest);
+        free(text);
+        return 0;
+    }
+    s->has_home = 1;
+    audit_open_opts ao = {.create = 0};
+    if (policy_load_file(s->h.policy, &s->pol, s->out->policy_digest, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        return -1;
+    }
+    if (audit_store_mode_from_name(audit_content_mode_name(s->pol.audit_content), &s->mode) !=
+        AUDIT_OK) {
+        cli_error(CMD, "unknown audit content mode");
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/%s", s->h.dir, s->pol.reviewer_key);
+    if (s->mode == AUDIT_STORE_SEALED &&
+        keys_load_x25519_public(path, s->reviewer_pk, err, sizeof err) != 0) {
+        cli_error(CMD, "sealed audit content needs the reviewer key: %s", err);
+        return -1;
+    }
+    if (audit_open(&s->log, s->h.audit_db, &ao, err, sizeof err) != AUDIT_OK) {
+        cli_error(CMD, "cannot open the audit log: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_limits(session *s)
+{
+    char why[256];
+    size_t len = strlen(s->req->prompt);
+    if ((int64_t)len > s->pol.max_prompt_bytes) {
+        snprintf(why, sizeof why, "the prompt has %zu bytes, the limit is %lld", len,
+                 (long long)s->pol.max_prompt_bytes);
+        return refuse(s, "limits.max_prompt_bytes", why);
+    }
+    if (!utf8_valid(s->req->prompt, len)) {
+        cli_error(CMD, "the prompt is not valid UTF-8");
+        audit_event(s, AUDIT_KIND_REFUSAL, json_pack("{s:s}", "reason", "prompt not UTF-8"));
+        return EXIT_FAIL;
+    }
+    if ((int64_t)s->req->max_tokens > s->pol.max_new_tokens) {
+        snprintf(why, sizeof why, "%u new tokens asked, the limit is %lld", s->req->max_tokens,
+                 (long long)s->pol.max_new_tokens);
+        return refuse(s, "limits.max_new_tokens", why);
+    }
+    if ((int64_t)s->req->n_ctx > s->pol.context) {
+        snprintf(why, sizeof why, "a context of %u tokens asked, the limit is %lld", s->req->n_ctx,
+                 (long long)s->pol.context);
+        return refuse(s, "limits.context", why);
+    }
+    return EXIT_OK;
+}
+
+/* The model, copied into a sealed memfd while hashed: what is recorded is
+ * what the worker maps. */
+static int load_model(session *s)
+{
+    char err[512];
+    uint8_t sha[32];
+    s->model_fd = s->req->model_path
+                      ? image_sealed_copy(s->req->model_path, sha, NULL, NULL, err, sizeof err)
+                      : model_synthetic_sealed(s->req->synthetic, sha, err, sizeof err);
+    if (s->model_fd < 0)
+        return fail_event(s, AUDIT_KIND_ERROR, err);
+    hex32(sha, s->out->model_sha256);
+    return EXIT_OK;
+}
+
+static json_t *facts_json(const sandbox_facts *f)
+{
+    return json_pack("{s:i, s:b, s:b, s:b, s:i, s:b, s:s}", "seccomp_mode", f->seccomp_mode,
+                     "no_new_privs", f->no_new_privs, "network_namespace", f->net_namespace,
+                     "user_namespace", f->user_namespace, "landlock_abi", f->landlock_abi,
+                     "landlock", f->landlock_enforced, "notes", f->notes);
+}
+
+static audit_kind kind_of(worker_status ws)
+{
+    return ws == WORKER_SANDBOX_VIOLATION ? AUDIT_KIND_SANDBOX_VIOLATION : AUDIT_KIND_ERROR;
+}
+
+static int start_worker(session *s)
+{
+    char err[512];
+    worker_opts o = {.n_threads = s->req->threads,
+                     .n_ctx = s->req->n_ctx,
+                     .ctx_cap = (uint32_t)s->pol.context,
+                     .kernels = s->req->kernels,
+                     .sandbox_required = s->pol.sandbox_required,
+                     .reply_timeout_ms = s->req->reply_timeout_ms};
+    double t0 = now_ms();
+    worker_status ws = worker_start(&s->w, s->model_fd, &o, err, sizeof err);
+    s->out->load_ms = now_ms() - t0;
+    if (ws != WORKER_OK)
+        return fail_event(s, kind_of(ws), err);
+    s->out->observed = s->w.observed;
+    snprintf(s->out->kernels, sizeof s->out->kernels, "%s", s->w.model.kernels);
+    /* From here the monitor itself can reach no network and exec nothing. */
+#ifdef APPLIANCE_SANITIZE
+    /* LeakSanitizer's exit-time check needs ptrace, which the filter denies:
+     * check now instead, in sanitizer builds only (the filter stays the same). */
+    __lsan_do_leak_check();
+#endif
+    if (sandbox_monitor_lockdown(err, sizeof err) != 0 && s->pol.sandbox_required)
+        return fail_event(s, AUDIT_KIND_ERROR, err);
+    sandbox_facts mine = {0};
+    sandbox_read_status(0, &mine);
+    s->out->monitor_seccomp_mode = mine.seccomp_mode;
+    return EXIT_OK;
+}
+
+static json_t *sampling_json(const engine_sampler_params *p)
+{
+    char t[32], tp[32], mp[32], rp[32], seed[24];
+    /* The audit record holds integers only: reals as their shortest text. */
+    snprintf(t, sizeof t, "%.9g", (double)p->temperature);
+    snprintf(tp, sizeof tp, "%.9g", (double)p->top_p);
+    snprintf(mp, sizeof mp, "%.9g", (double)p->min_p);
+    snprintf(rp, sizeof rp, "%.9g", (double)p->repeat_penalty);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
+    return json_pack("{s:s, s:i, s:s, s:s, s:s, s:i, s:s}", "temperature", t, "top_k", p->top_k,
+                     "top_p", tp, "min_p", mp, "repeat_penalty", rp, "repeat_last_n",
+                     p->repeat_last_n, "seed", seed);
+}
+
+/* Write-ahead: durable before the engine sees the prompt, or no generation. */
+static int audit_prompt(session *s)
+{
+    char err[256];
+    if (!s->log)
+        return EXIT_OK;
+    json_t *meta = json_pack(
+        "{s:{s:s, s:s}, s:s, s:o, s:i, s:o, s:s}", "model", "sha256", s->out->model_sha256,
+        "source", s->req->model_path ? s->req->model_path : s->req->synthetic, "policy_digest",
+        s->out->policy_digest, "sampling", sampling_json(&s->req->sampling), "max_tokens",
+        s->req->max_tokens, "sandbox", facts_json(&s->w.observed), "kernels", s->w.model.kernels);
+    char *text = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(meta);
+    int rc = text ? audit_append_prompt(s->log, s->out->request_id, s->actor, s->mode,
+                                        s->reviewer_pk, s->req->prompt, strlen(s->req->prompt),
+                                        text, &s->out->prompt_seq, NULL, err, sizeof err)
+                  : AUDIT_E_NOMEM;
+    free(text);
+    if (rc != AUDIT_OK) {
+        cli_error(CMD, "refused: the prompt could not be audited (%s)", err);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static json_t *ids_json(const int32_t *ids, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_integer(ids[i]));
+    return a;
+}
+
+static int audit_output(session *s)
+{
+    char err[256];
+    const worker_result *r = &s->out->result;
+    if (!s->log)
+        return EXIT_OK;
+    json_t *meta =
+        json_pack("{s:i, s:o, s:i, s:s, s:{s:I, s:I}}", "prompt_token_count", (int)r->n_prompt,
+                  "tokens", ids_json(r->tokens, r->n_tokens), "token_count", (int)r->n_tokens,
+                  "finish_reason", engine_finish_name(r->finish), "timings_us", "prompt",
+                  (json_int_t)(r->prompt_ms * 1e3), "decode", (json_int_t)(r->decode_ms * 1e3));
+    char *text = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(meta);
+    int rc = text ? audit_append_output(s->log, s->out->request_id, s->actor, s->mode,
+                                        s->reviewer_pk, r->text, r->text_len, text,
+                                        &s->out->output_seq, NULL, err, sizeof err)
+                  : AUDIT_E_NOMEM;
+    free(text);
+    if (rc != AUDIT_OK) {
+        cli_error(CMD, "the output could not be audited (%s)", err);
+        return EXIT_FAIL;
+    }
+    s->out->audited = 1;
+    return EXIT_OK;
+}
+
+static int run_request(session *s, gen_text_fn on_text, void *user)
+{
+    char err[512];
+    worker_status ws;
+#ifdef APPLIANCE_TEST_HOOKS
+    if (s->req->test_violation) {
+        const char *path =
+            s->req->test_violation == VIOLATE_READ_DEVICE_KEY ? s->h.device_key : s->h.audit_db;
+        ws = worker_provoke(&s->w, (violation)s->req->test_violation, path, err, sizeof err);
+        return fail_event(s, kind_of(ws), err);
+    }
+#endif
+    worker_request wr = {.prompt = s->req->prompt,
+                         .prompt_len = strlen(s->req->prompt),
+                         .sampling = s->req->sampling,
+                         .max_tokens = s->req->max_tokens};
+    ws = worker_generate(&s->w, &wr, on_text, user, &s->out->result, err, sizeof err);
+    if (ws != WORKER_OK)
+        return fail_event(s, kind_of(ws), err);
+    return audit_output(s);
+}
+
+static void close_session(session *s)
+{
+    worker_stop(&s->w);
+    if (s->model_fd >= 0)
+        close(s->model_fd);
+    audit_close(s->log);
+    policy_free(&s->pol);
+}
+
+int generate_as_monitor(const app_ctx *ctx, const gen_request *req, gen_text_fn on_text, void *user,
+                        gen_outcome *out)
+{
+    session s = {.req = req, .out = out, .model_fd = -1, .w = {.pid = -1, .sock = -1}};
+    uint8_t id[16];
+    memset(out, 0, sizeof *out);
+    if (getrandom(id, sizeof id, 0) != sizeof id) {
+        cli_error(CMD, "cannot draw a request id: %s", strerror(errno));
+        return EXIT_FAIL;
+    }
+    sodium_bin2hex(out->request_id, sizeof out->request_id, id, sizeof id);
+    signal(SIGPIPE, SIG_IGN); /* a dead worker is an error to handle, not our death */
+    int rc = open_session(ctx, &s) != 0 ? EXIT_FAIL : EXIT_OK;
+    if (rc == EXIT_OK)
+        rc = check_limits(&s);
+    if (rc == EXIT_OK)
+        rc = load_model(&s);
+    if (rc == EXIT_OK)
+        rc = start_worker(&s);
+    if (rc == EXIT_OK)
+        rc = audit_prompt(&s);
+    if (rc == EXIT_OK)
+        rc = run_request(&s, on_text, user);
+    close_session(&s);
+    return rc;
+}
+
+void gen_outcome_free(gen_outcome *out)
+{
+    worker_result_free(&out->result);
+}

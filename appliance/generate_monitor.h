@@ -1,0 +1,47 @@
+/* The monitor's side of one generation (internal to appliance/): policy
+ * limits, the sealed model copy, the sandboxed worker, the monitor's own
+ * filter and the write-ahead audit entries, in that order. */
+#ifndef APPLIANCE_GENERATE_MONITOR_H
+#define APPLIANCE_GENERATE_MONITOR_H
+
+#include "audit.h"
+#include "cli.h"
+#include "home.h"
+#include "policy.h"
+#include "worker.h"
+
+typedef struct gen_request {
+    const char *model_path; /* or NULL with synthetic */
+    const char *synthetic;
+    const char *prompt;
+    const char *kernels;
+    uint32_t max_tokens, n_ctx;
+    int threads;
+    engine_sampler_params sampling;
+    int reply_timeout_ms;
+    int test_violation; /* 0, or a `violation` (test builds only) */
+} gen_request;
+
+typedef struct gen_outcome {
+    worker_result result;
+    char request_id[33];
+    char model_sha256[65];
+    char policy_digest[POLICY_DIGEST_HEX];
+    int audited;
+    uint64_t prompt_seq, output_seq;
+    sandbox_facts observed;   /* the worker, as /proc shows it */
+    int monitor_seccomp_mode; /* this process after its own filter, from /proc */
+    char kernels[32];
+    double load_ms;
+} gen_outcome;
+
+typedef int (*gen_text_fn)(void *user, const char *text, size_t len);
+
+/* Runs one generation as the monitor. Prints nothing itself but the one
+ * error line (as `appliance generate: ...`) on failure; returns EXIT_OK or
+ * EXIT_FAIL. */
+int generate_as_monitor(const app_ctx *ctx, const gen_request *req, gen_text_fn on_text, void *user,
+                        gen_outcome *out);
+void gen_outcome_free(gen_outcome *out);
+
+#endif

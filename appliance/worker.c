@@ -1,0 +1,302 @@
+/* The sandboxed engine worker: the only process that parses model bytes and
+ * prompts. It holds no key, no database, no path; after start-up its only
+ * channel is the IPC socket. */
+#include "ipc.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define WORKER_MAX_REQUEST (32u << 20)
+
+/* Ends the worker with the raw system call: no at-exit handlers run inside
+ * the filter (a sanitizer's leak check would need ptrace, which it lacks). */
+__attribute__((noreturn)) static void worker_exit(int code)
+{
+    syscall(SYS_exit_group, code);
+    __builtin_unreachable();
+}
+
+static void send_error(int sock, const char *msg)
+{
+    char err[128];
+    ipc_send(sock, MSG_ERROR, msg, strlen(msg), -1, err, sizeof err);
+}
+
+typedef struct {
+    int sock;
+    const void *model_bytes;
+    size_t model_size;
+    engine_model *model;
+    engine_ctx *ctx;
+    engine_pool *pool;
+    sandbox_facts facts;
+} worker_state;
+
+/* Receives MSG_INIT and maps the model it carries (no parsing yet). */
+static int receive_model(worker_state *s, worker_opts *o, char *err, size_t errlen)
+{
+    uint8_t type, *payload = NULL;
+    size_t len;
+    int fd = -1;
+    struct stat st;
+    if (ipc_recv(s->sock, &type, &payload, &len, 4096, -1, &fd, NULL, err, errlen) != 0)
+        return -1;
+    ipc_reader r;
+    uint32_t threads, n_ctx, cap;
+    ipc_reader_init(&r, payload, len);
+    int ok = type == MSG_INIT && fd >= 0 && ipc_get_u32(&r, &threads) == 0 &&
+             ipc_get_u32(&r, &n_ctx) == 0 && ipc_get_u32(&r, &cap) == 0 && ipc_reader_done(&r);
+    free(payload);
+    if (!ok || fstat(fd, &st) != 0 || st.st_size <= 0) {
+        snprintf(err, errlen, "worker: bad start-up message or model descriptor");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    o->n_threads = (int)threads;
+    o->n_ctx = n_ctx;
+    o->ctx_cap = cap;
+    s->model_size = (size_t)st.st_size;
+    s->model_bytes = mmap(NULL, s->model_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (s->model_bytes == MAP_FAILED) {
+        snprintf(err, errlen, "worker: cannot map the model: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* DESIGN.md's order: isolate, pool, seccomp, then parse. */
+static int start_up(worker_state *s, const worker_opts *o, char *err, size_t errlen)
+{
+    int keep[] = {s->sock, STDERR_FILENO};
+    /* A fault in the worker ends it at once: no handler (a sanitizer's, say)
+     * runs code in a process that may be compromised. */
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        signal(fatal[i], SIG_DFL);
+    if (sandbox_worker_isolate(keep, 2, &s->facts, err, errlen) != 0)
+        return -1;
+    if (!(s->pool = engine_pool_new(o->n_threads, err, errlen)))
+        return -1;
+    if (sandbox_worker_lockdown(s->sock, &s->facts, err, errlen) != 0 && o->sandbox_required)
+        return -1;
+    if (!(s->model = engine_model_load(s->model_bytes, s->model_size, o->kernels, err, errlen)))
+        return -1;
+    engine_ctx_params cp;
+    engine_model_info info;
+    engine_model_get_info(s->model, &info);
+    engine_ctx_defaults(&cp);
+    cp.n_ctx =
+        o->n_ctx ? o->n_ctx : (info.n_ctx_train < o->ctx_cap ? info.n_ctx_train : o->ctx_cap);
+    cp.pool = s->pool;
+    s->ctx = engine_ctx_new(s->model, &cp, err, errlen);
+    return s->ctx ? 0 : -1;
+}
+
+static int send_ready(worker_state *s)
+{
+    engine_model_info info;
+    ipc_writer w;
+    char err[128];
+    engine_model_get_info(s->model, &info);
+    ipc_writer_init(&w);
+    ipc_put_u32(&w, (uint32_t)s->facts.seccomp_mode);
+    ipc_put_u32(&w, (uint32_t)s->facts.no_new_privs);
+    ipc_put_u32(&w, (uint32_t)s->facts.net_namespace);
+    ipc_put_u32(&w, (uint32_t)s->facts.user_namespace);
+    ipc_put_u32(&w, (uint32_t)s->facts.landlock_abi);
+    ipc_put_u32(&w, (uint32_t)s->facts.landlock_enforced);
+    ipc_put_bytes(&w, s->facts.notes, strlen(s->facts.notes));
+    ipc_put_bytes(&w, info.arch, strlen(info.arch));
+    ipc_put_bytes(&w, info.name, strlen(info.name));
+    ipc_put_bytes(&w, info.kernels, strlen(info.kernels));
+    ipc_put_u32(&w, info.n_vocab);
+    ipc_put_u32(&w, engine_ctx_size(s->ctx));
+    int rc = w.failed ? -1 : ipc_send(s->sock, MSG_READY, w.data, w.len, -1, err, sizeof err);
+    ipc_writer_free(&w);
+    return rc;
+}
+
+static int stream_text(void *user, const char *text, size_t len)
+{
+    char err[128];
+    return ipc_send(*(int *)user, MSG_TEXT, text, len, -1, err, sizeof err) != 0;
+}
+
+static void put_tokens(ipc_writer *w, const int32_t *ids, size_t n)
+{
+    ipc_put_u32(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        ipc_put_u32(w, (uint32_t)ids[i]);
+}
+
+static int send_done(int sock, const engine_generation *g)
+{
+    ipc_writer w;
+    char err[128];
+    ipc_writer_init(&w);
+    put_tokens(&w, g->prompt_tokens, g->n_prompt);
+    put_tokens(&w, g->tokens, g->n_tokens);
+    ipc_put_u8(&w, (uint8_t)g->finish);
+    ipc_put_bytes(&w, g->text, g->text_len);
+    ipc_put_f64(&w, g->prompt_ms);
+    ipc_put_f64(&w, g->decode_ms);
+    ipc_put_u32(&w, g->n_decode_evals);
+    int rc = w.failed ? -1 : ipc_send(sock, MSG_DONE, w.data, w.len, -1, err, sizeof err);
+    ipc_writer_free(&w);
+    return rc;
+}
+
+/* Decodes MSG_GENERATE. Stop strings point into the payload. */
+static int decode_request(const uint8_t *payload, size_t len, worker_request *req,
+                          const char **stops, size_t max_stops)
+{
+    ipc_reader r;
+    const uint8_t *p;
+    size_t n;
+    uint32_t top_k, last_n, max_tokens, n_stop;
+    double temp, top_p, min_p, penalty;
+    ipc_reader_init(&r, payload, len);
+    ipc_get_bytes(&r, &p, &n, WORKER_MAX_REQUEST);
+    req->prompt = (const char *)p;
+    req->prompt_len = n;
+    ipc_get_f64(&r, &temp);
+    ipc_get_u32(&r, &top_k);
+    ipc_get_f64(&r, &top_p);
+    ipc_get_f64(&r, &min_p);
+    ipc_get_f64(&r, &penalty);
+    ipc_get_u32(&r, &last_n);
+    ipc_get_u64(&r, &req->sampling.seed);
+    ipc_get_u32(&r, &max_tokens);
+    if (ipc_get_u32(&r, &n_stop) != 0 || n_stop > max_stops)
+        return -1;
+    for (uint32_t i = 0; i < n_stop; i++) {
+        if (ipc_get_bytes(&r, &p, &n, 1024) != 0 || n == 0 || p[n - 1] != 0)
+            return -1;
+        stops[i] = (const char *)p; /* sent with its NUL */
+    }
+    req->sampling.temperature = (float)temp;
+    req->sampling.top_k = (int32_t)top_k;
+    req->sampling.top_p = (float)top_p;
+    req->sampling.min_p = (float)min_p;
+    req->sampling.repeat_penalty = (float)penalty;
+    req->sampling.repeat_last_n = (int32_t)last_n;
+    req->max_tokens = max_tokens;
+    req->stop = stops;
+    req->n_stop = n_stop;
+    return ipc_reader_done(&r) ? 0 : -1;
+}
+
+static void serve_generate(worker_state *s, const uint8_t *payload, size_t len)
+{
+    worker_request req;
+    const char *stops[16];
+    engine_generate_params gp;
+    engine_generation g;
+    char err[512];
+    memset(&req, 0, sizeof req);
+    if (decode_request(payload, len, &req, stops, 16) != 0) {
+        send_error(s->sock, "malformed generation request");
+        return;
+    }
+    memset(&gp, 0, sizeof gp);
+    gp.sampling = req.sampling;
+    gp.max_tokens = req.max_tokens;
+    gp.stop = req.stop;
+    gp.n_stop = req.n_stop;
+    if (engine_generate(s->ctx, req.prompt, req.prompt_len, &gp, stream_text, &s->sock, &g, err,
+                        sizeof err) != 0) {
+        send_error(s->sock, err);
+        return;
+    }
+    send_done(s->sock, &g);
+    engine_generation_free(&g);
+}
+
+#ifdef APPLIANCE_TEST_HOOKS
+/* Test builds only: do what a compromised worker would try. */
+static void attempt_violation(const uint8_t *payload, size_t len)
+{
+    ipc_reader r;
+    uint8_t v = 0;
+    const uint8_t *path;
+    size_t n;
+    ipc_reader_init(&r, payload, len);
+    ipc_get_u8(&r, &v);
+    ipc_get_bytes(&r, &path, &n, 4096); /* the audit DB or key path, for the file attempts */
+    switch (v) {
+    case VIOLATE_SOCKET_INET:
+        socket(AF_INET, SOCK_STREAM, 0);
+        break;
+    case VIOLATE_CONNECT: {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(80)};
+        connect(0, (struct sockaddr *)&a, sizeof a);
+        break;
+    }
+    case VIOLATE_OPEN_AUDIT_DB:
+    case VIOLATE_READ_DEVICE_KEY:
+        syscall(SYS_openat, AT_FDCWD, (const char *)path, O_RDONLY);
+        break;
+    case VIOLATE_EXECVE: {
+        char *argv[] = {"/bin/sh", NULL};
+        execve("/bin/sh", argv, NULL);
+        break;
+    }
+    case VIOLATE_CRASH: { /* an invalid write, as a memory-safety bug would make */
+        volatile uintptr_t bad = 8;
+        *(volatile int *)bad = 1;
+        break;
+    }
+    case VIOLATE_HANG:
+        for (;;)
+            sched_yield();
+    }
+}
+#endif
+
+__attribute__((noreturn)) void worker_main(int sock, const worker_opts *given)
+{
+    worker_state s;
+    worker_opts o = *given;
+    char err[512];
+    memset(&s, 0, sizeof s);
+    s.sock = sock;
+    if (receive_model(&s, &o, err, sizeof err) != 0 || start_up(&s, &o, err, sizeof err) != 0) {
+        send_error(sock, err);
+        worker_exit(1);
+    }
+    if (send_ready(&s) != 0)
+        worker_exit(1);
+    for (;;) {
+        uint8_t type, *payload;
+        size_t len;
+        if (ipc_recv(sock, &type, &payload, &len, WORKER_MAX_REQUEST, -1, NULL, NULL, err,
+                     sizeof err) != 0)
+            worker_exit(0); /* the monitor is gone */
+        if (type == MSG_GENERATE)
+            serve_generate(&s, payload, len);
+#ifdef APPLIANCE_TEST_HOOKS
+        else if (type == MSG_VIOLATE)
+            attempt_violation(payload, len);
+#endif
+        else if (type == MSG_SHUTDOWN) {
+            free(payload);
+            worker_exit(0);
+        } else
+            send_error(sock, "unknown request");
+        free(payload);
+    }
+}

@@ -1,0 +1,121 @@
+/* The sandboxed engine worker and the monitor's handle on it (internal to
+ * appliance/).
+ *
+ * The monitor forks the worker, hands it the sealed model descriptor and
+ * talks to it over one SOCK_SEQPACKET socket (ipc.h). The worker's start-up
+ * order is DESIGN.md's: map the model (no parsing), isolate (rlimits,
+ * descriptors, network namespace, Landlock), create the thread pool, seccomp
+ * with TSYNC, and only then parse the GGUF. Every message from the worker is
+ * validated as hostile: sizes, token ids, UTF-8, enum values. */
+#ifndef APPLIANCE_WORKER_H
+#define APPLIANCE_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "engine.h"
+#include "policy.h"
+
+/* Message types. */
+enum {
+    MSG_INIT = 1,     /* monitor -> worker, carries the model descriptor */
+    MSG_READY = 2,    /* worker -> monitor: sandbox facts and model info */
+    MSG_GENERATE = 3, /* monitor -> worker: prompt and parameters */
+    MSG_TEXT = 4,     /* worker -> monitor: a piece of output text */
+    MSG_DONE = 5,     /* worker -> monitor: the generation's record */
+    MSG_ERROR = 6,    /* worker -> monitor: why a request failed */
+    MSG_SHUTDOWN = 7, /* monitor -> worker */
+    MSG_VIOLATE = 8,  /* monitor -> worker, test builds only: attempt a forbidden act */
+};
+
+/* Forbidden acts a test build can ask the worker to attempt (each must end
+ * it with SIGSYS). */
+typedef enum {
+    VIOLATE_SOCKET_INET = 1,
+    VIOLATE_CONNECT,
+    VIOLATE_OPEN_AUDIT_DB,
+    VIOLATE_EXECVE,
+    VIOLATE_READ_DEVICE_KEY,
+    VIOLATE_CRASH, /* a plain segmentation fault */
+    VIOLATE_HANG,  /* stops answering */
+} violation;
+
+typedef struct worker_opts {
+    int n_threads;
+    uint32_t n_ctx;       /* 0: the model's, at most ctx_cap */
+    uint32_t ctx_cap;     /* the policy's context limit */
+    const char *kernels;  /* NULL: best for this CPU */
+    int sandbox_required; /* refuse to run when seccomp cannot be installed */
+    int reply_timeout_ms; /* a silent worker is killed after this long */
+} worker_opts;
+
+typedef struct worker_model_info {
+    char arch[32];
+    char name[128];
+    char kernels[32];
+    uint32_t n_vocab, n_ctx;
+} worker_model_info;
+
+typedef struct worker {
+    pid_t pid;
+    int sock;
+    worker_opts opts;
+    sandbox_facts facts;    /* as the worker reported them */
+    sandbox_facts observed; /* as /proc/PID/status shows them to the monitor */
+    worker_model_info model;
+} worker;
+
+/* One generation request. */
+typedef struct worker_request {
+    const char *prompt;
+    size_t prompt_len;
+    engine_sampler_params sampling;
+    uint32_t max_tokens;
+    const char *const *stop;
+    size_t n_stop;
+} worker_request;
+
+/* What came back, validated. */
+typedef struct worker_result {
+    int32_t *prompt_tokens;
+    size_t n_prompt;
+    int32_t *tokens;
+    size_t n_tokens;
+    char *text;
+    size_t text_len;
+    engine_finish finish;
+    double prompt_ms, decode_ms;
+    uint32_t n_decode_evals;
+} worker_result;
+
+/* Why a worker call failed: distinguishes a sandbox kill from other ends. */
+typedef enum {
+    WORKER_OK = 0,
+    WORKER_REQUEST_FAILED, /* the worker said no (bad prompt, context full...) */
+    WORKER_SANDBOX_VIOLATION,
+    WORKER_CRASHED,
+    WORKER_TIMED_OUT,
+    WORKER_PROTOCOL_ERROR, /* it sent something malformed; it was killed */
+} worker_status;
+
+typedef int (*worker_text_fn)(void *user, const char *text, size_t len);
+
+/* Forks the worker, hands it model_fd (a sealed memfd or a read-only file)
+ * and waits until it reports ready. */
+worker_status worker_start(worker *w, int model_fd, const worker_opts *o, char *err, size_t errlen);
+/* Runs one generation, streaming text to on_text. On any status but
+ * WORKER_OK and WORKER_REQUEST_FAILED the worker is gone (reaped). */
+worker_status worker_generate(worker *w, const worker_request *req, worker_text_fn on_text,
+                              void *user, worker_result *out, char *err, size_t errlen);
+void worker_result_free(worker_result *r);
+/* Asks the worker to stop, then reaps it (killing it if it does not). */
+void worker_stop(worker *w);
+/* Test builds only: asks the worker to attempt a forbidden act, then
+ * reports how it ended. */
+worker_status worker_provoke(worker *w, violation v, const char *path, char *err, size_t errlen);
+
+/* 1 when len bytes are well-formed UTF-8. */
+int utf8_valid(const char *s, size_t len);
+
+#endif
