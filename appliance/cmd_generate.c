@@ -16,7 +16,7 @@
 #define GENERATE_USAGE                                                                             \
     "appliance generate (-m MODEL | --synthetic SPEC) -p PROMPT [-n N] [--temp T]\n"               \
     "       [--top-k K] [--top-p P] [--min-p M] [--repeat-penalty R] [--seed S] [--greedy]\n"      \
-    "       [-t THREADS] [-c CTX] [--kernels NAME] [--json]"
+    "       [-t THREADS] [-c CTX] [--kernels NAME] [--attest FILE] [--json]"
 
 #define GENERATE_HELP                                                                              \
     "Generates text from MODEL (a GGUF file) after PROMPT and streams it to stdout.\n"             \
@@ -33,10 +33,13 @@
     "  -t, --threads N         threads (default: online CPUs)\n"                                   \
     "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"              \
     "      --kernels NAME      kernel set (default: the best this CPU runs)\n"                     \
-    "      --json              print one JSON object instead of streaming text\n"
+    "      --attest FILE       also write the signed attestation (DSSE envelope) to FILE\n"        \
+    "      --json              print one JSON object instead of streaming text\n"                  \
+    "With an appliance home (appliance init) the prompt is audited before the model\n"             \
+    "sees it, the output after, and a signed attestation follows them in the log.\n"
 
 typedef struct gen_opts {
-    const char *model, *synthetic, *prompt, *kernels;
+    const char *model, *synthetic, *prompt, *kernels, *attest;
     uint32_t n_predict, n_ctx;
     int threads, json, have_seed;
     engine_sampler_params sampling;
@@ -86,6 +89,7 @@ enum {
     OPT_JSON,
     OPT_KERNELS,
     OPT_SYNTH,
+    OPT_ATTEST,
     OPT_TEST_VIOLATE,
     OPT_TEST_TIMEOUT,
 };
@@ -122,6 +126,7 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
         {"json", no_argument, NULL, OPT_JSON},
         {"synthetic", required_argument, NULL, OPT_SYNTH},
         {"kernels", required_argument, NULL, OPT_KERNELS},
+        {"attest", required_argument, NULL, OPT_ATTEST},
 #ifdef APPLIANCE_TEST_HOOKS
         {"test-violate", required_argument, NULL, OPT_TEST_VIOLATE},
         {"test-reply-timeout", required_argument, NULL, OPT_TEST_TIMEOUT},
@@ -196,6 +201,9 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
         case OPT_KERNELS:
             o->kernels = optarg;
             break;
+        case OPT_ATTEST:
+            o->attest = optarg;
+            break;
 #ifdef APPLIANCE_TEST_HOOKS
         case OPT_TEST_VIOLATE:
             if (!(o->test_violation = parse_violation(optarg)))
@@ -252,8 +260,9 @@ static json_t *audit_json(const gen_outcome *g)
 {
     if (!g->audited)
         return json_null();
-    return json_pack("{s:I, s:I}", "prompt_seq", (json_int_t)g->prompt_seq, "output_seq",
-                     (json_int_t)g->output_seq);
+    return json_pack("{s:I, s:I, s:I, s:s}", "prompt_seq", (json_int_t)g->prompt_seq, "output_seq",
+                     (json_int_t)g->output_seq, "attestation_seq", (json_int_t)g->attestation_seq,
+                     "prompt_salt", g->salt_hex);
 }
 
 static int print_json(const gen_outcome *g, uint64_t seed)
@@ -309,7 +318,8 @@ int cmd_generate(const app_ctx *ctx, int argc, char **argv)
                        .threads = o.threads,
                        .sampling = o.sampling,
                        .reply_timeout_ms = o.reply_timeout_ms,
-                       .test_violation = o.test_violation};
+                       .test_violation = o.test_violation,
+                       .attest_path = o.attest};
     gen_outcome g;
     rc = generate_as_monitor(ctx, &req, o.json ? NULL : stream_stdout, NULL, &g);
     if (rc == EXIT_OK && o.json) {

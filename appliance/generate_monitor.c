@@ -2,6 +2,7 @@
  * bottom in generate_as_monitor(): every refusal happens before the engine
  * sees the prompt, and the prompt is durably audited before it does. */
 #include "generate_monitor.h"
+#include "build_info.h"
 #include "image.h"
 #include "model_map.h"
 
@@ -34,6 +35,9 @@ typedef struct session {
     char actor[128];
     int model_fd;
     worker w;
+    uint8_t salt[ATTEST_SALT_LEN];
+    uint8_t prompt_hash[AUDIT_HASH_LEN], output_hash[AUDIT_HASH_LEN];
+    struct timespec started, finished;
 } session;
 
 static double now_ms(void)
@@ -90,7 +94,7 @@ static int open_session(const app_ctx *ctx, session *s)
     cli_actor(s->actor, sizeof s->actor);
     if (cli_resolve_home(ctx, NULL, dir, sizeof dir) != 0 ||
         home_layout(dir, &s->h, err, sizeof err) != 0 || !home_is_initialised(&s->h)) {
-        policy_defaults(&s->pol); /* said in the summary: not audited */
+        policy_defaults(&s->pol);             /* said in the summary: not audited */
         char *text = policy_to_json(&s->pol); /* the digest of the built-in policy */
         if (!text)
             return -1;
@@ -236,9 +240,10 @@ static int audit_prompt(session *s)
     json_decref(meta);
     int rc = text ? audit_append_prompt(s->log, s->out->request_id, s->actor, s->mode,
                                         s->reviewer_pk, s->req->prompt, strlen(s->req->prompt),
-                                        text, &s->out->prompt_seq, NULL, err, sizeof err)
+                                        text, &s->out->prompt_seq, s->prompt_hash, err, sizeof err)
                   : AUDIT_E_NOMEM;
     free(text);
+    clock_gettime(CLOCK_REALTIME, &s->started);
     if (rc != AUDIT_OK) {
         cli_error(CMD, "refused: the prompt could not be audited (%s)", err);
         return EXIT_FAIL;
@@ -269,7 +274,7 @@ static int audit_output(session *s)
     json_decref(meta);
     int rc = text ? audit_append_output(s->log, s->out->request_id, s->actor, s->mode,
                                         s->reviewer_pk, r->text, r->text_len, text,
-                                        &s->out->output_seq, NULL, err, sizeof err)
+                                        &s->out->output_seq, s->output_hash, err, sizeof err)
                   : AUDIT_E_NOMEM;
     free(text);
     if (rc != AUDIT_OK) {
@@ -278,6 +283,105 @@ static int audit_output(session *s)
     }
     s->out->audited = 1;
     return EXIT_OK;
+}
+
+/* The statement of this generation, as the attest module defines it. */
+static void describe_generation(session *s, attest_generation *g, char *started, char *finished)
+{
+    const worker_result *r = &s->out->result;
+    const char *path = s->req->model_path ? s->req->model_path : s->req->synthetic;
+    const char *base = strrchr(path, '/');
+    memset(g, 0, sizeof *g);
+    g->model_digest = s->out->model_sha256;
+    g->model_name = base ? base + 1 : path;
+    g->model_signer = "unverified (no OMS bundle checked for this run)";
+    g->salt = s->salt;
+    g->prompt = (const uint8_t *)s->req->prompt;
+    g->prompt_len = strlen(s->req->prompt);
+    g->sampling = (attest_sampling){s->req->sampling.temperature,    s->req->sampling.top_k,
+                                    s->req->sampling.top_p,          s->req->sampling.min_p,
+                                    s->req->sampling.repeat_penalty, s->req->sampling.repeat_last_n,
+                                    s->req->sampling.seed,           s->req->max_tokens};
+    g->prompt_tokens = r->n_prompt;
+    g->output_tokens = r->n_tokens;
+    g->finish_reason = engine_finish_name(r->finish);
+    g->audit_log_id = audit_log_id(s->log);
+    g->prompt_entry.seq = s->out->prompt_seq;
+    g->output_entry.seq = s->out->output_seq;
+    hex32(s->prompt_hash, g->prompt_entry.hash);
+    hex32(s->output_hash, g->output_entry.hash);
+    g->policy_digest = s->out->policy_digest;
+    g->sandbox = s->w.observed;
+    g->sandbox_required = s->pol.sandbox_required;
+    g->engine_version = ENGINE_VERSION;
+    g->build_id = APPLIANCE_GIT_COMMIT;
+    g->kernels = s->w.model.kernels;
+    attest_format_time(&s->started, started);
+    attest_format_time(&s->finished, finished);
+    g->started = started;
+    g->finished = finished;
+    g->output = (const uint8_t *)r->text;
+    g->output_len = r->text_len;
+}
+
+/* Signs the statement with the device key, which is loaded only now, into
+ * memory that no forked worker can inherit, and wiped right after. */
+static int sign_statement(session *s, const char *payload, size_t len, char **envelope)
+{
+    char err[512];
+    uint8_t *sk = secret_alloc(64, err, sizeof err);
+    int rc = -1;
+    if (sk && keys_load_ed25519_secret(s->h.device_key, sk, err, sizeof err) == 0 &&
+        attest_sign_envelope((const uint8_t *)payload, len, sk, envelope, err, sizeof err) ==
+            ATTEST_OK)
+        rc = 0;
+    secret_free(sk, 64);
+    if (rc != 0)
+        cli_error(CMD, "cannot sign the attestation: %s", err);
+    return rc;
+}
+
+static int write_attestation_file(const char *path, const char *envelope)
+{
+    FILE *f = fopen(path, "w");
+    int ok = f && fputs(envelope, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok)
+        cli_error(CMD, "cannot write the attestation to %s: %s", path, strerror(errno));
+    return ok ? 0 : -1;
+}
+
+/* Every audited generation gets an attestation, appended to the log right
+ * after the output entry it names (and written to --attest FILE). */
+static int attest(session *s)
+{
+    attest_generation g;
+    char started[ATTEST_TIME_LEN], finished[ATTEST_TIME_LEN], err[512];
+    char *payload = NULL, *envelope = NULL;
+    size_t len;
+    if (!s->log)
+        return EXIT_OK;
+    describe_generation(s, &g, started, finished);
+    int rc = EXIT_FAIL;
+    if (attest_statement_json(&g, &payload, &len, err, sizeof err) != ATTEST_OK)
+        cli_error(CMD, "cannot build the attestation: %s", err);
+    else if (sign_statement(s, payload, len, &envelope) == 0) {
+        json_t *body = json_pack("{s:s, s:I}", "envelope", envelope, "output_seq",
+                                 (json_int_t)s->out->output_seq);
+        char *text = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(body);
+        if (!text ||
+            audit_append(s->log, AUDIT_KIND_ATTESTATION, s->out->request_id, s->actor, text,
+                         strlen(text), &s->out->attestation_seq, NULL, err, sizeof err) != AUDIT_OK)
+            cli_error(CMD, "the attestation could not be audited (%s)", text ? err : "no memory");
+        else if (!s->req->attest_path || write_attestation_file(s->req->attest_path, envelope) == 0)
+            rc = EXIT_OK;
+        free(text);
+    }
+    free(payload);
+    free(envelope);
+    return rc;
 }
 
 static int run_request(session *s, gen_text_fn on_text, void *user)
@@ -297,9 +401,12 @@ static int run_request(session *s, gen_text_fn on_text, void *user)
                          .sampling = s->req->sampling,
                          .max_tokens = s->req->max_tokens};
     ws = worker_generate(&s->w, &wr, on_text, user, &s->out->result, err, sizeof err);
+    clock_gettime(CLOCK_REALTIME, &s->finished);
     if (ws != WORKER_OK)
         return fail_event(s, kind_of(ws), err);
-    return audit_output(s);
+    if (audit_output(s) != EXIT_OK)
+        return EXIT_FAIL;
+    return attest(s);
 }
 
 static void close_session(session *s)
@@ -322,8 +429,18 @@ int generate_as_monitor(const app_ctx *ctx, const gen_request *req, gen_text_fn 
         return EXIT_FAIL;
     }
     sodium_bin2hex(out->request_id, sizeof out->request_id, id, sizeof id);
+    if (getrandom(s.salt, sizeof s.salt, 0) != sizeof s.salt) {
+        cli_error(CMD, "cannot draw the prompt salt: %s", strerror(errno));
+        return EXIT_FAIL;
+    }
+    sodium_bin2hex(out->salt_hex, sizeof out->salt_hex, s.salt, sizeof s.salt);
     signal(SIGPIPE, SIG_IGN); /* a dead worker is an error to handle, not our death */
     int rc = open_session(ctx, &s) != 0 ? EXIT_FAIL : EXIT_OK;
+    if (rc == EXIT_OK && req->attest_path && !s.log) {
+        cli_error(CMD,
+                  "--attest needs an appliance home (its device key signs; run 'appliance init')");
+        rc = EXIT_FAIL;
+    }
     if (rc == EXIT_OK)
         rc = check_limits(&s);
     if (rc == EXIT_OK)

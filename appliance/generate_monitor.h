@@ -4,6 +4,7 @@
 #ifndef APPLIANCE_GENERATE_MONITOR_H
 #define APPLIANCE_GENERATE_MONITOR_H
 
+#include "attest.h"
 #include "audit.h"
 #include "cli.h"
 #include "home.h"
@@ -19,7 +20,8 @@ typedef struct gen_request {
     int threads;
     engine_sampler_params sampling;
     int reply_timeout_ms;
-    int test_violation; /* 0, or a `violation` (test builds only) */
+    int test_violation;      /* 0, or a `violation` (test builds only) */
+    const char *attest_path; /* write the attestation envelope here too, or NULL */
 } gen_request;
 
 typedef struct gen_outcome {
@@ -28,7 +30,8 @@ typedef struct gen_outcome {
     char model_sha256[65];
     char policy_digest[POLICY_DIGEST_HEX];
     int audited;
-    uint64_t prompt_seq, output_seq;
+    uint64_t prompt_seq, output_seq, attestation_seq;
+    char salt_hex[65];        /* the prompt commitment's salt, also in the prompt entry */
     sandbox_facts observed;   /* the worker, as /proc shows it */
     int monitor_seccomp_mode; /* this process after its own filter, from /proc */
     char kernels[32];

@@ -40,7 +40,7 @@ typedef struct {
     size_t model_size;
     engine_model *model;
     engine_ctx *ctx;
-    engine_pool *pool;
+    engine_threads *pool;
     sandbox_facts facts;
 } worker_state;
 
@@ -89,7 +89,7 @@ static int start_up(worker_state *s, const worker_opts *o, char *err, size_t err
         signal(fatal[i], SIG_DFL);
     if (sandbox_worker_isolate(keep, 2, &s->facts, err, errlen) != 0)
         return -1;
-    if (!(s->pool = engine_pool_new(o->n_threads, err, errlen)))
+    if (!(s->pool = engine_threads_new(o->n_threads, err, errlen)))
         return -1;
     if (sandbox_worker_lockdown(s->sock, &s->facts, err, errlen) != 0 && o->sandbox_required)
         return -1;
@@ -101,7 +101,7 @@ static int start_up(worker_state *s, const worker_opts *o, char *err, size_t err
     engine_ctx_defaults(&cp);
     cp.n_ctx =
         o->n_ctx ? o->n_ctx : (info.n_ctx_train < o->ctx_cap ? info.n_ctx_train : o->ctx_cap);
-    cp.pool = s->pool;
+    cp.threads = s->pool;
     s->ctx = engine_ctx_new(s->model, &cp, err, errlen);
     return s->ctx ? 0 : -1;
 }

@@ -19,36 +19,14 @@ struct engine_model {
     char name[128];
 };
 
-struct engine_pool {
+struct engine_threads {
     pool *p;
 };
-
-engine_pool *engine_pool_new(int n_threads, char *err, size_t errlen)
-{
-    engine_pool *ep = calloc(1, sizeof *ep);
-    if (!ep) {
-        snprintf(err, errlen, "out of memory creating a thread pool");
-        return NULL;
-    }
-    if (!(ep->p = pool_create(n_threads, err, errlen))) {
-        free(ep);
-        return NULL;
-    }
-    return ep;
-}
-
-void engine_pool_free(engine_pool *ep)
-{
-    if (!ep)
-        return;
-    pool_destroy(ep->p);
-    free(ep);
-}
 
 struct engine_ctx {
     const engine_model *m;
     pool *p;
-    int owns_pool; /* 0 when the pool came from engine_ctx_params.pool */
+    engine_threads *own; /* the pool this context started, or NULL when borrowed */
     llama_state s;
     uint32_t pos;      /* tokens in the KV cache */
     uint32_t n_logits; /* rows of logits the last eval left (0: none) */
@@ -148,13 +126,40 @@ int engine_token_is_end(const engine_model *m, int32_t id)
     return tokenizer_is_eog(m->tok, id);
 }
 
+engine_threads *engine_threads_new(int n_threads, char *err, size_t errlen)
+{
+    engine_threads *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, errlen, "out of memory creating a thread pool");
+        return NULL;
+    }
+    if (!(t->p = pool_create(n_threads, err, errlen))) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void engine_threads_free(engine_threads *t)
+{
+    if (!t)
+        return;
+    pool_destroy(t->p);
+    free(t);
+}
+
+int engine_threads_count(const engine_threads *t)
+{
+    return pool_threads(t->p);
+}
+
 void engine_ctx_defaults(engine_ctx_params *p)
 {
     p->n_ctx = 0;
     p->n_batch = 512;
+    p->threads = NULL;
     p->n_threads = 1;
     p->logits_all = 0;
-    p->pool = NULL;
 }
 
 engine_ctx *engine_ctx_new(const engine_model *m, const engine_ctx_params *p, char *err,
@@ -178,13 +183,14 @@ engine_ctx *engine_ctx_new(const engine_model *m, const engine_ctx_params *p, ch
         return NULL;
     }
     c->m = m;
-    c->owns_pool = p->pool == NULL;
-    c->p = p->pool ? p->pool->p : pool_create(p->n_threads, err, errlen);
-    int threads = c->p ? pool_threads(c->p) : 1;
-    if (!c->p || llama_state_init(&c->s, &m->llama, n_ctx, n_batch, threads, p->logits_all != 0,
-                                  err, errlen) != 0) {
-        if (c->owns_pool)
-            pool_destroy(c->p);
+    if (!p->threads && !(c->own = engine_threads_new(p->n_threads, err, errlen))) {
+        free(c);
+        return NULL;
+    }
+    c->p = (p->threads ? p->threads : c->own)->p;
+    if (llama_state_init(&c->s, &m->llama, n_ctx, n_batch, pool_threads(c->p), p->logits_all != 0,
+                         err, errlen) != 0) {
+        engine_threads_free(c->own);
         free(c);
         return NULL;
     }
@@ -195,8 +201,7 @@ void engine_ctx_free(engine_ctx *c)
 {
     if (!c)
         return;
-    if (c->owns_pool)
-        pool_destroy(c->p);
+    engine_threads_free(c->own);
     llama_state_free(&c->s);
     free(c);
 }

@@ -57,28 +57,33 @@ char *engine_detokenize(const engine_model *m, const int32_t *ids, size_t n, siz
 /* 1 when id ends a generation (EOS or end-of-turn). */
 int engine_token_is_end(const engine_model *m, int32_t id);
 
+/* ---- threads ------------------------------------------------------------- */
+
+/* A pool of threads, created once. The sandboxed worker creates it before
+ * its seccomp filter forbids clone() and before it parses any model, then
+ * hands it to engine_ctx_new; nothing in the engine starts threads later. */
+typedef struct engine_threads engine_threads;
+
+/* Starts n_threads - 1 threads (the calling thread is the first of n). */
+engine_threads *engine_threads_new(int n_threads, char *err, size_t errlen);
+/* Stops the threads; free every context using them first. NULL is accepted. */
+void engine_threads_free(engine_threads *t);
+int engine_threads_count(const engine_threads *t);
+
 /* ---- contexts: KV cache and scratch ---------------------------------------- */
 
 typedef struct engine_ctx engine_ctx;
 
-/* A thread pool made before any model is parsed: the sandboxed worker
- * creates its threads first, then installs its seccomp filter (which forbids
- * new threads), and only then parses the model. */
-typedef struct engine_pool engine_pool;
-engine_pool *engine_pool_new(int n_threads, char *err, size_t errlen);
-void engine_pool_free(engine_pool *p); /* NULL is accepted */
-
 typedef struct engine_ctx_params {
-    uint32_t n_ctx;    /* 0: the model's context length; else at most that */
-    uint32_t n_batch;  /* tokens per forward pass (prefill chunk) */
-    int n_threads;     /* threads of the pool, created here once */
-    int logits_all;    /* keep logits for every token of an eval, not just the last */
-    engine_pool *pool; /* NULL: make a pool of n_threads; else use this one (its
-                          thread count wins) and leave it to the caller to free,
-                          after the context */
+    uint32_t n_ctx;          /* 0: the model's context length; else at most that */
+    uint32_t n_batch;        /* tokens per forward pass (prefill chunk) */
+    engine_threads *threads; /* borrowed pool (contexts sharing one must not run at the
+                                same time), or NULL: the context starts its own ... */
+    int n_threads;           /* ... of this many threads */
+    int logits_all;          /* keep logits for every token of an eval, not just the last */
 } engine_ctx_params;
 
-/* n_ctx 0, n_batch 512, own pool of 1 thread (pool NULL), last-token logits. */
+/* n_ctx 0, n_batch 512, own pool of 1 thread, last-token logits. */
 void engine_ctx_defaults(engine_ctx_params *p);
 /* Allocates the KV cache (F16, like llama.cpp's) and scratch, and starts
  * threads unless given some. */

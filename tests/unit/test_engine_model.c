@@ -53,7 +53,7 @@ static void test_f16_conversion_exhaustive(void **state)
 
 /* The pool borrowed by contexts when threads < 0 (created before any model
  * is parsed, as the sandboxed worker does). */
-static engine_pool *shared_pool;
+static engine_threads *shared_pool;
 
 static engine_ctx *new_ctx(engine_model *m, int threads, uint32_t n_ctx, uint32_t n_batch, int all)
 {
@@ -62,7 +62,7 @@ static engine_ctx *new_ctx(engine_model *m, int threads, uint32_t n_ctx, uint32_
     engine_ctx_defaults(&p);
     p.n_threads = threads;
     if (threads < 0)
-        p.pool = shared_pool;
+        p.threads = shared_pool;
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
     p.logits_all = all;
@@ -309,8 +309,8 @@ static void test_synthetic_models(void **state)
 int main(void)
 {
     char err[256];
-    shared_pool = engine_pool_new(3, err, sizeof err);
-    if (!shared_pool) {
+    shared_pool = engine_threads_new(3, err, sizeof err);
+    if (!shared_pool || engine_threads_count(shared_pool) != 3) {
         printf("cannot start a pool of 3 threads: %s\n", err);
         return 1;
     }
@@ -333,6 +333,6 @@ int main(void)
     } else {
         rc = cmocka_run_group_tests(with_shared, NULL, NULL);
     }
-    engine_pool_free(shared_pool);
+    engine_threads_free(shared_pool);
     return rc;
 }
