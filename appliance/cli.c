@@ -1,6 +1,8 @@
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <pwd.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -62,4 +64,30 @@ void cli_actor(char *buf, size_t cap)
 {
     struct passwd *pw = getpwuid(getuid());
     snprintf(buf, cap, "local:%s", pw && pw->pw_name ? pw->pw_name : "unknown");
+}
+
+int cli_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, float *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s)
+        return -1;
+    float v = strtof(s, &end);
+    if (errno || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
 }

@@ -3,6 +3,7 @@
 #define APPLIANCE_CLI_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Exit codes: 0 success, 1 the operation failed, 2 the command line was wrong. */
@@ -29,6 +30,12 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Reports the getopt_long result for an unknown option or missing argument. */
 int cli_bad_option(const char *cmd, const char *usage, int argc, char **argv);
+
+/* A decimal whole number in [0, max] (no sign, no trailing text): 0 and
+ * *out set, or -1. */
+int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
+/* A finite decimal real: 0 and *out set, or -1. */
+int cli_parse_float(const char *s, float *out);
 
 /* Who is acting, as the audit log records it: "local:USERNAME" for a
  * person at this machine. */

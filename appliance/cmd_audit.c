@@ -61,18 +61,6 @@ enum {
     OPT_HOME,
 };
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (!s || !*s || *s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* Parses argv with the options whose ids appear in `allowed` (0-terminated).
  * Returns -1 when help was printed, EXIT_USAGE on a bad command line. */
 static int parse_args(const char *sub, const char *usage, const char *help, const int *allowed,
@@ -168,7 +156,7 @@ static int parse_args(const char *sub, const char *usage, const char *help, cons
         case OPT_TO:
         case OPT_SEQ:
         case OPT_COUNT:
-            if (parse_u64(optarg, &n) != 0 || n == 0 || n > INT64_MAX)
+            if (cli_parse_u64(optarg, INT64_MAX, &n) != 0 || n == 0)
                 return cli_usage_error(cmd, usage, "'%s' is not a positive number", optarg);
             if (c == OPT_FROM)
                 a->filter.seq_min = n;

@@ -38,19 +38,6 @@ typedef struct bench_opts {
     int threads, json;
 } bench_opts;
 
-static int parse_count(const char *s, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 enum { OPT_SYNTH = 256, OPT_JSON, OPT_KERNELS };
 
 static int parse_bench_args(int argc, char **argv, bench_opts *o)
@@ -84,7 +71,7 @@ static int parse_bench_args(int argc, char **argv, bench_opts *o)
             return EXIT_OK;
         } else if (c == 'p' || c == 'n' || c == 't' || c == 'r') {
             uint64_t max = c == 't' ? 256 : c == 'r' ? 1000 : 1u << 20;
-            if (parse_count(optarg, max, &u) || (u == 0 && c != 'p' && c != 'n'))
+            if (cli_parse_u64(optarg, max, &u) || (u == 0 && c != 'p' && c != 'n'))
                 return cli_usage_error("bench", BENCH_USAGE, "invalid value '%s' for -%c", optarg,
                                        c);
             if (c == 'p')

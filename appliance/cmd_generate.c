@@ -47,32 +47,6 @@ typedef struct gen_opts {
     int test_violation;
 } gen_opts;
 
-static int parse_u64_arg(const char *s, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_float_arg(const char *s, float *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s)
-        return -1;
-    float v = strtof(s, &end);
-    if (errno || *end || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int bad_value(const char *flag, const char *value)
 {
     return cli_usage_error("generate", GENERATE_USAGE, "invalid value '%s' for %s", value, flag);
@@ -146,46 +120,46 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
             o->prompt = optarg;
             break;
         case 'n':
-            if (parse_u64_arg(optarg, UINT32_MAX, &u))
+            if (cli_parse_u64(optarg, UINT32_MAX, &u))
                 return bad_value("-n", optarg);
             o->n_predict = (uint32_t)u;
             break;
         case 't':
-            if (parse_u64_arg(optarg, 256, &u) || u == 0)
+            if (cli_parse_u64(optarg, 256, &u) || u == 0)
                 return bad_value("-t", optarg);
             o->threads = (int)u;
             break;
         case 'c':
-            if (parse_u64_arg(optarg, UINT32_MAX, &u) || u == 0)
+            if (cli_parse_u64(optarg, UINT32_MAX, &u) || u == 0)
                 return bad_value("-c", optarg);
             o->n_ctx = (uint32_t)u;
             break;
         case OPT_TEMP:
-            if (parse_float_arg(optarg, &o->sampling.temperature) || o->sampling.temperature < 0)
+            if (cli_parse_float(optarg, &o->sampling.temperature) || o->sampling.temperature < 0)
                 return bad_value("--temp", optarg);
             break;
         case OPT_TOPK:
-            if (parse_u64_arg(optarg, INT32_MAX, &u))
+            if (cli_parse_u64(optarg, INT32_MAX, &u))
                 return bad_value("--top-k", optarg);
             o->sampling.top_k = (int32_t)u;
             break;
         case OPT_TOPP:
-            if (parse_float_arg(optarg, &o->sampling.top_p) || !(o->sampling.top_p > 0) ||
+            if (cli_parse_float(optarg, &o->sampling.top_p) || !(o->sampling.top_p > 0) ||
                 o->sampling.top_p > 1)
                 return bad_value("--top-p", optarg);
             break;
         case OPT_MINP:
-            if (parse_float_arg(optarg, &o->sampling.min_p) || o->sampling.min_p < 0 ||
+            if (cli_parse_float(optarg, &o->sampling.min_p) || o->sampling.min_p < 0 ||
                 o->sampling.min_p > 1)
                 return bad_value("--min-p", optarg);
             break;
         case OPT_REPEAT:
-            if (parse_float_arg(optarg, &o->sampling.repeat_penalty) ||
+            if (cli_parse_float(optarg, &o->sampling.repeat_penalty) ||
                 !(o->sampling.repeat_penalty > 0))
                 return bad_value("--repeat-penalty", optarg);
             break;
         case OPT_SEED:
-            if (parse_u64_arg(optarg, INT64_MAX, &o->sampling.seed))
+            if (cli_parse_u64(optarg, INT64_MAX, &o->sampling.seed))
                 return bad_value("--seed", optarg);
             o->have_seed = 1;
             break;
@@ -210,7 +184,7 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
                 return bad_value("--test-violate", optarg);
             break;
         case OPT_TEST_TIMEOUT:
-            if (parse_u64_arg(optarg, 3600000, &u) || u == 0)
+            if (cli_parse_u64(optarg, 3600000, &u) || u == 0)
                 return bad_value("--test-reply-timeout", optarg);
             o->reply_timeout_ms = (int)u;
             break;
