@@ -91,3 +91,22 @@ int cli_parse_float(const char *s, float *out)
     *out = v;
     return 0;
 }
+
+char *cli_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = f ? malloc(max + 1) : NULL;
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    if (!f || !buf || ferror(f) || n > max) {
+        snprintf(err, errlen, "cannot read %s: %s", path,
+                 !f ? strerror(errno) : (n > max ? "too large" : "read error"));
+        free(buf);
+        if (f)
+            fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}

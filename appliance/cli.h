@@ -37,6 +37,10 @@ int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 /* A finite decimal real: 0 and *out set, or -1. */
 int cli_parse_float(const char *s, float *out);
 
+/* Reads a whole file of at most max bytes into malloc'd memory (with a
+ * NUL after it); NULL with one sentence in err. */
+char *cli_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
 /* Who is acting, as the audit log records it: "local:USERNAME" for a
  * person at this machine. */
 void cli_actor(char *buf, size_t cap);

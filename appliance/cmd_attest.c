@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define ATTEST_USAGE "appliance attest verify FILE --pubkey PEM [options]"
+#define ATTEST_USAGE "appliance attest verify FILE --pubkey PEM [options] | replay FILE [options]"
 #define VERIFY_USAGE                                                                               \
     "appliance attest verify FILE --pubkey PEM [--prompt-file F --salt HEX] [--output-file F] "    \
     "[--json]"
@@ -28,8 +28,11 @@ static void attest_help(void)
     printf("usage: %s\n\n"
            "Subcommands:\n"
            "  verify   check a DSSE attestation, or every line of an exported bundle,\n"
-           "           with the device's public key alone (no appliance home needed)\n\n"
-           "See 'appliance attest verify --help' and attest/PREDICATE.md.\n",
+           "           with the device's public key alone (no appliance home needed)\n"
+           "  replay   rerun an attested generation in the sandbox and confirm the\n"
+           "           output digest bit for bit\n\n"
+           "See 'appliance attest verify --help', 'appliance attest replay --help' and\n"
+           "attest/PREDICATE.md.\n",
            ATTEST_USAGE);
 }
 
@@ -337,7 +340,6 @@ static int attest_verify_cmd(int argc, char **argv)
 
 int cmd_attest(const app_ctx *ctx, int argc, char **argv)
 {
-    (void)ctx;
     if (argc < 2)
         return cli_usage_error("attest", ATTEST_USAGE, "a subcommand is required (verify)");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -346,5 +348,8 @@ int cmd_attest(const app_ctx *ctx, int argc, char **argv)
     }
     if (strcmp(argv[1], "verify") == 0)
         return attest_verify_cmd(argc - 1, argv + 1);
-    return cli_usage_error("attest", ATTEST_USAGE, "unknown subcommand '%s' (verify)", argv[1]);
+    if (strcmp(argv[1], "replay") == 0)
+        return attest_replay_cmd(ctx, argc - 1, argv + 1);
+    return cli_usage_error("attest", ATTEST_USAGE, "unknown subcommand '%s' (verify, replay)",
+                           argv[1]);
 }

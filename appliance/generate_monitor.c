@@ -18,7 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CMD "generate"
+/* The command that speaks: generate, or attest replay rerunning one. */
+#define CMD (s->req->replay ? "attest replay" : "generate")
 
 #ifdef APPLIANCE_SANITIZE
 void __lsan_do_leak_check(void);
@@ -96,7 +97,7 @@ static int open_session(const app_ctx *ctx, session *s)
 {
     char dir[HOME_PATH_CAP], err[768], path[HOME_PATH_CAP * 2];
     cli_actor(s->actor, sizeof s->actor);
-    if (cli_resolve_home(ctx, NULL, dir, sizeof dir) != 0 ||
+    if (s->req->replay || cli_resolve_home(ctx, NULL, dir, sizeof dir) != 0 ||
         home_layout(dir, &s->h, err, sizeof err) != 0 || !home_is_initialised(&s->h)) {
         policy_defaults(&s->pol);             /* said in the summary: not audited */
         char *text = policy_to_json(&s->pol); /* the digest of the built-in policy */
@@ -208,6 +209,11 @@ static int load_model(session *s)
         snprintf(s->root_digest, sizeof s->root_digest, "%s", s->out->model_sha256);
         snprintf(s->model_name, sizeof s->model_name, "%s", s->req->synthetic);
         return EXIT_OK;
+    }
+    if (s->req->expect_sha256 && sodium_memcmp(s->req->expect_sha256, s->out->model_sha256, 64)) {
+        snprintf(err, sizeof err, "model %s does not match its bundle: sha256 %s, signed %.64s",
+                 path, s->out->model_sha256, s->req->expect_sha256);
+        return fail_event(s, AUDIT_KIND_ERROR, err);
     }
     if (!s->log) { /* no home: a developer's run, said so in every record */
         const char *base = strrchr(path, '/');
@@ -397,7 +403,7 @@ static int write_attestation_file(const char *path, const char *envelope)
     if (f && fclose(f) != 0)
         ok = 0;
     if (!ok)
-        cli_error(CMD, "cannot write the attestation to %s: %s", path, strerror(errno));
+        cli_error("generate", "cannot write the attestation to %s: %s", path, strerror(errno));
     return ok ? 0 : -1;
 }
 
@@ -474,19 +480,21 @@ int generate_as_monitor(const app_ctx *ctx, const gen_request *req, gen_text_fn 
     uint8_t id[16];
     memset(out, 0, sizeof *out);
     if (getrandom(id, sizeof id, 0) != sizeof id) {
-        cli_error(CMD, "cannot draw a request id: %s", strerror(errno));
+        cli_error(req->replay ? "attest replay" : "generate", "cannot draw a request id: %s",
+                  strerror(errno));
         return EXIT_FAIL;
     }
     sodium_bin2hex(out->request_id, sizeof out->request_id, id, sizeof id);
     if (getrandom(s.salt, sizeof s.salt, 0) != sizeof s.salt) {
-        cli_error(CMD, "cannot draw the prompt salt: %s", strerror(errno));
+        cli_error(req->replay ? "attest replay" : "generate", "cannot draw the prompt salt: %s",
+                  strerror(errno));
         return EXIT_FAIL;
     }
     sodium_bin2hex(out->salt_hex, sizeof out->salt_hex, s.salt, sizeof s.salt);
     signal(SIGPIPE, SIG_IGN); /* a dead worker is an error to handle, not our death */
     int rc = open_session(ctx, &s) != 0 ? EXIT_FAIL : EXIT_OK;
     if (rc == EXIT_OK && req->attest_path && !s.log) {
-        cli_error(CMD,
+        cli_error(req->replay ? "attest replay" : "generate",
                   "--attest needs an appliance home (its device key signs; run 'appliance init')");
         rc = EXIT_FAIL;
     }

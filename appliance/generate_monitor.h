@@ -22,6 +22,10 @@ typedef struct gen_request {
     int reply_timeout_ms;
     int test_violation;      /* 0, or a `violation` (test builds only) */
     const char *attest_path; /* write the attestation envelope here too, or NULL */
+    /* Replay: no home, no audit, and the sealed bytes must have this SHA-256
+     * (hex), which the caller took from a verified OMS bundle. */
+    int replay;
+    const char *expect_sha256;
 } gen_request;
 
 typedef struct gen_outcome {

@@ -1,5 +1,6 @@
 /* Trust store and installed models: see models.h for the contract. */
 #include "models.h"
+#include "cli.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -120,25 +121,6 @@ int trust_describe(const char *pem, char fp[KEY_FINGERPRINT_HEX], char *desc, si
     return 0;
 }
 
-static char *read_limited(const char *path, size_t max, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = f ? malloc(max + 1) : NULL;
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    if (!f || !buf || ferror(f) || n > max) {
-        snprintf(err, errlen, "cannot read %s: %s", path,
-                 !f ? strerror(errno) : (n > max ? "too large" : "read error"));
-        free(buf);
-        if (f)
-            fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 /* Parses the bundle, checks it against trust, and takes the one signed
  * file digest out of it. */
 static int check_bundle_file(const home *h, const policy *p, const char *bundle_path,
@@ -146,7 +128,7 @@ static int check_bundle_file(const home *h, const policy *p, const char *bundle_
                              char *err, size_t errlen)
 {
     size_t len;
-    char *json = read_limited(bundle_path, BUNDLE_MAX, &len, err, errlen);
+    char *json = cli_read_file(bundle_path, BUNDLE_MAX, &len, err, errlen);
     oms_bundle b;
     unsigned char digest[OMS_DIGEST_MAX];
     size_t dlen;
@@ -243,7 +225,7 @@ static int write_record(const char *path, const model_record *r, char *err, size
 static int copy_file(const char *from, const char *to, char *err, size_t errlen)
 {
     size_t len;
-    char *data = read_limited(from, BUNDLE_MAX, &len, err, errlen);
+    char *data = cli_read_file(from, BUNDLE_MAX, &len, err, errlen);
     if (!data)
         return -1;
     FILE *f = fopen(to, "wb");
