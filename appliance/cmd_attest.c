@@ -14,7 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define ATTEST_USAGE "appliance attest verify FILE --pubkey PEM [options] | replay FILE [options]"
+#define ATTEST_USAGE                                                                               \
+    "appliance attest verify FILE --pubkey PEM [options] | replay FILE [options] | export "        \
+    "[options]"
 #define VERIFY_USAGE                                                                               \
     "appliance attest verify FILE --pubkey PEM [--prompt-file F --salt HEX] [--output-file F] "    \
     "[--json]"
@@ -30,7 +32,9 @@ static void attest_help(void)
            "  verify   check a DSSE attestation, or every line of an exported bundle,\n"
            "           with the device's public key alone (no appliance home needed)\n"
            "  replay   rerun an attested generation in the sandbox and confirm the\n"
-           "           output digest bit for bit\n\n"
+           "           output digest bit for bit\n"
+           "  export   write attestations from the audit log, with the device key and\n"
+           "           a signed checkpoint, as the bundle an auditor receives\n\n"
            "See 'appliance attest verify --help', 'appliance attest replay --help' and\n"
            "attest/PREDICATE.md.\n",
            ATTEST_USAGE);
@@ -350,6 +354,8 @@ int cmd_attest(const app_ctx *ctx, int argc, char **argv)
         return attest_verify_cmd(argc - 1, argv + 1);
     if (strcmp(argv[1], "replay") == 0)
         return attest_replay_cmd(ctx, argc - 1, argv + 1);
-    return cli_usage_error("attest", ATTEST_USAGE, "unknown subcommand '%s' (verify, replay)",
-                           argv[1]);
+    if (strcmp(argv[1], "export") == 0)
+        return attest_export_cmd(ctx, argc - 1, argv + 1);
+    return cli_usage_error("attest", ATTEST_USAGE,
+                           "unknown subcommand '%s' (verify, replay, export)", argv[1]);
 }

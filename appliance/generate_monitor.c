@@ -288,11 +288,14 @@ static int audit_prompt(session *s)
     char err[256];
     if (!s->log)
         return EXIT_OK;
+    /* The salt of the attestation's prompt commitment lives here, so the
+     * officer can later prove the prompt without the attestation leaking it. */
     json_t *meta = json_pack(
-        "{s:{s:s, s:s}, s:s, s:o, s:i, s:o, s:s}", "model", "sha256", s->out->model_sha256,
-        "source", s->req->model_path ? s->req->model_path : s->req->synthetic, "policy_digest",
-        s->out->policy_digest, "sampling", sampling_json(&s->req->sampling), "max_tokens",
-        s->req->max_tokens, "sandbox", facts_json(&s->w.observed), "kernels", s->w.model.kernels);
+        "{s:{s:s, s:s, s:s, s:s}, s:s, s:o, s:i, s:o, s:s, s:s}", "model", "sha256",
+        s->out->model_sha256, "root_digest", s->root_digest, "name", s->model_name, "signer",
+        s->signer, "policy_digest", s->out->policy_digest, "sampling",
+        sampling_json(&s->req->sampling), "max_tokens", s->req->max_tokens, "sandbox",
+        facts_json(&s->w.observed), "kernels", s->w.model.kernels, "prompt_salt", s->out->salt_hex);
     char *text = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(meta);
     int rc = text ? audit_append_prompt(s->log, s->out->request_id, s->actor, s->mode,

@@ -16,6 +16,7 @@ H="$T/home"
 export APPLIANCE_HOME="$H"
 install_model "$H"
 expect_rc 0 "$APP" generate $MODEL -p "$PROMPT" -n 12 --seed 5 -t 2 --json --attest "$T/att.json"
+cp "$T/out" "$T/gen.json"
 python3 - "$T/out" "$T" <<'PY' || fail "reading the generate result"
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -26,6 +27,14 @@ open(sys.argv[2] + "/salt.txt", "w").write(a["prompt_salt"])
 PY
 printf '%s' "$PROMPT" >"$T/prompt.txt"
 PUB="$H/keys/device.pub.pem"
+# The salt is in the prompt entry of the log (where the officer finds it).
+python3 - "$H/audit/audit.db" "$(cat "$T/salt.txt")" <<'PY' || fail "salt not in the prompt entry"
+import json, sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("SELECT record FROM entries WHERE kind='prompt'")
+body = json.loads(next(rows)[0])["body"]
+assert body["prompt_salt"] == sys.argv[2], body
+assert len(body["model"]["root_digest"]) == 64 and body["model"]["signer"], body
+PY
 expect_rc 0 "$APP" attest verify "$T/att.json" --pubkey "$PUB" --prompt-file "$T/prompt.txt" \
     --salt "$(cat "$T/salt.txt")" --output-file "$T/output.txt"
 assert_grep "1 attestation verified" "$T/out"
@@ -54,6 +63,22 @@ if openssl pkeyutl -verify -pubin -inkey "$PUB" -rawin -in "$T/pae.bin" -sigfile
     >/dev/null 2>&1; then
     fail "openssl verified a changed payload"
 fi
+
+# The officer exports it (with the device key and a signed checkpoint) for the
+# auditor, who verifies every line with the device key alone.
+rid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["request_id"])' "$T/gen.json" 2>/dev/null ||
+    true)
+expect_rc 0 "$APP" attest export --since 2000-01-01 --out "$T/bundle.jsonl"
+[ "$(wc -l <"$T/bundle.jsonl")" -eq 3 ] || fail "bundle: device key, 1 attestation, checkpoint"
+expect_rc 0 "$APP" attest verify "$T/bundle.jsonl" --pubkey "$PUB"
+assert_grep "checkpoint (line 3): ok" "$T/out"
+assert_grep "1 attestation verified" "$T/out"
+expect_rc 1 "$APP" attest export --request no-such-request
+assert_grep "no attestation matches request no-such-request" "$T/err"
+one_line "$T/err"
+expect_rc 2 "$APP" attest export
+expect_rc 0 "$APP" audit show --kind audit_read
+assert_grep "attest export" "$T/out"
 
 # The same envelope is the attestation entry of the audit log.
 expect_rc 0 "$APP" audit show --kind attestation
