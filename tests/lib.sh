@@ -59,21 +59,26 @@ done_ok() {
     echo "$TESTS_RUN passed, 0 failed"
 }
 
-# install_model HOME: signs the shared aidreams model with a fresh publisher
-# key, trusts the key and installs the model as "demo" in HOME; sets MODEL
-# to the generate flags that run it. Without ../shared, MODEL is a synthetic
-# model (made in memory, no file to sign).
+# install_model HOME [MODEL_FILE [NAME]]: signs MODEL_FILE (default: the
+# shared aidreams model) with a fresh publisher key, trusts the key and
+# installs the model as NAME (default "demo") in HOME; sets MODEL to the
+# generate flags that run it and BUNDLE to its bundle. Without ../shared,
+# MODEL is a synthetic model (made in memory, no file to sign).
 install_model() {
-    if [ -n "$SHARED" ] && [ -f "$SHARED/models/aidreams260K-f16.gguf" ]; then
+    im_src=${2:-$SHARED/models/aidreams260K-f16.gguf}
+    name=${3:-demo}
+    if [ -n "$SHARED" ] && [ -f "$im_src" ]; then
         mkdir -p "$T/publisher" "$T/models"
-        cp "$SHARED/models/aidreams260K-f16.gguf" "$T/models/demo.gguf"
-        "$APP" keygen --kind publisher --out "$T/publisher" >/dev/null
-        "$APP" image sign-model --method key --model-path "$T/models/demo.gguf" \
-            --output-bundle "$T/demo.sig" --private-key "$T/publisher/publisher.key.pem" >/dev/null
+        cp "$im_src" "$T/models/$name.gguf"
+        [ -f "$T/publisher/publisher.key.pem" ] ||
+            "$APP" keygen --kind publisher --out "$T/publisher" >/dev/null
+        BUNDLE="$T/$name.sig"
+        "$APP" image sign-model --method key --model-path "$T/models/$name.gguf" \
+            --output-bundle "$BUNDLE" --private-key "$T/publisher/publisher.key.pem" >/dev/null
         "$APP" trust add --home "$1" --publisher-key "$T/publisher/publisher.pub.pem" >/dev/null
-        "$APP" model add --home "$1" "$T/models/demo.gguf" --bundle "$T/demo.sig" --name demo \
-            >/dev/null || fail "model add"
-        MODEL="-m demo"
+        "$APP" model add --home "$1" "$T/models/$name.gguf" --bundle "$BUNDLE" --name "$name" \
+            >/dev/null || fail "model add $name"
+        MODEL="-m $name"
     else
         MODEL="--synthetic tiny:q8_0"
     fi
