@@ -1,5 +1,6 @@
 #include "admin.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@ int admin_open(const app_ctx *ctx, const char *home_flag, const char *cmd, admin
     audit_open_opts o = {0};
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error, not a death */
     cli_actor(a->actor, sizeof a->actor);
     if (cli_resolve_home(ctx, home_flag, dir, sizeof dir) != 0 ||
         home_layout(dir, &a->h, err, sizeof err) != 0 || !home_is_initialised(&a->h)) {

@@ -495,6 +495,7 @@ int generate_as_monitor(const app_ctx *ctx, const gen_request *req, gen_text_fn 
     }
     sodium_bin2hex(out->salt_hex, sizeof out->salt_hex, s.salt, sizeof s.salt);
     signal(SIGPIPE, SIG_IGN); /* a dead worker is an error to handle, not our death */
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error: refuse, don't die */
     int rc = open_session(ctx, &s) != 0 ? EXIT_FAIL : EXIT_OK;
     if (rc == EXIT_OK && req->attest_path && !s.log) {
         cli_error(req->replay ? "attest replay" : "generate",
