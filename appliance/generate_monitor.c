@@ -442,6 +442,24 @@ static int attest(session *s)
     return rc;
 }
 
+/* Every policy audit.checkpoint_interval entries a signed checkpoint goes
+ * into the log, so an officer who keeps one detects truncation later. A
+ * failure here does not undo the finished request: it is said on stderr. */
+static void checkpoint_if_due(session *s)
+{
+    uint64_t since = 0, seq;
+    char err[512], *note = NULL;
+    if (!s->log || audit_entries_since_checkpoint(s->log, &since, err, sizeof err) != AUDIT_OK ||
+        since < (uint64_t)s->pol.checkpoint_interval)
+        return;
+    uint8_t *sk = secret_alloc(64, err, sizeof err);
+    if (!sk || keys_load_ed25519_secret(s->h.device_key, sk, err, sizeof err) != 0 ||
+        audit_checkpoint_create(s->log, sk, s->actor, &note, &seq, err, sizeof err) != AUDIT_OK)
+        fprintf(stderr, "appliance: warning: the periodic audit checkpoint failed: %s\n", err);
+    secret_free(sk, 64);
+    free(note);
+}
+
 static int run_request(session *s, gen_text_fn on_text, void *user)
 {
     char err[512];
@@ -462,9 +480,10 @@ static int run_request(session *s, gen_text_fn on_text, void *user)
     clock_gettime(CLOCK_REALTIME, &s->finished);
     if (ws != WORKER_OK)
         return fail_event(s, kind_of(ws), err);
-    if (audit_output(s) != EXIT_OK)
+    if (audit_output(s) != EXIT_OK || attest(s) != EXIT_OK)
         return EXIT_FAIL;
-    return attest(s);
+    checkpoint_if_due(s);
+    return EXIT_OK;
 }
 
 static void close_session(session *s)

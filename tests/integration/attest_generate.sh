@@ -80,6 +80,20 @@ expect_rc 2 "$APP" attest export
 expect_rc 0 "$APP" audit show --kind audit_read
 assert_grep "attest export" "$T/out"
 
+# A signed checkpoint every audit.checkpoint_interval entries (policy).
+python3 - "$H/policy.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["audit"]["checkpoint_interval"] = 4
+json.dump(p, open(sys.argv[1], "w"), indent=2)
+PY
+for i in 1 2; do
+    expect_rc 0 "$APP" generate $MODEL -p "$PROMPT" -n 2 --seed $i -t 1
+done
+expect_rc 0 "$APP" audit show --kind checkpoint
+[ "$(grep -c " checkpoint " "$T/out")" -ge 2 ] || fail "no periodic checkpoints"
+expect_rc 0 "$APP" audit verify --pubkey "$PUB"
+assert_grep "checkpoints verified" "$T/out"
+
 # The same envelope is the attestation entry of the audit log.
 expect_rc 0 "$APP" audit show --kind attestation
 assert_grep "attestation" "$T/out"
