@@ -787,6 +787,7 @@ typedef struct audit_sub {
 static const audit_sub subs[] = {
     {"verify", audit_verify_cmd, "re-verify the chain (and a kept checkpoint)"},
     {"show", audit_show_cmd, "print entries, filtered (recorded as audit_read)"},
+    {"export", audit_export_cmd, "export entries as JSON Lines or CSV for the officer"},
     {"prove", audit_prove_cmd, "print an inclusion proof for one entry"},
     {"check-proof", audit_check_proof_cmd, "check an inclusion proof without the log"},
     {"checkpoint", audit_checkpoint_cmd, "sign, store and print a checkpoint now"},

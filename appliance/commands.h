@@ -10,6 +10,7 @@ int cmd_audit(const app_ctx *ctx, int argc, char **argv);
 int cmd_attest(const app_ctx *ctx, int argc, char **argv);
 int attest_replay_cmd(const app_ctx *ctx, int argc, char **argv);
 int attest_export_cmd(const app_ctx *ctx, int argc, char **argv);
+int audit_export_cmd(const app_ctx *ctx, int argc, char **argv);
 int cmd_keygen(const app_ctx *ctx, int argc, char **argv);
 int cmd_policy(const app_ctx *ctx, int argc, char **argv);
 int cmd_version(const app_ctx *ctx, int argc, char **argv);
