@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,6 +188,40 @@ static int resolve_installed(session *s, const char *loaded_sha, model_record *r
     return EXIT_OK;
 }
 
+/* Progress of the copy-while-hashing of a large model, on a terminal only:
+ * bytes, rate and time left, redrawn in place. */
+typedef struct copy_progress {
+    double t0, last;
+} copy_progress;
+
+static void show_progress(void *user, uint64_t done, uint64_t total)
+{
+    copy_progress *p = user;
+    double now = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    if (p->t0 == 0)
+        p->t0 = now;
+    if (done < total && now - p->last < 0.1)
+        return;
+    p->last = now;
+    double mb = (double)done / 1e6, rate = mb / (now - p->t0 > 1e-3 ? now - p->t0 : 1e-3);
+    fprintf(stderr, "\rverifying model: %.0f / %.0f MB, %.0f MB/s, %.0f s left   ", mb,
+            (double)total / 1e6, rate, rate > 0 ? ((double)total / 1e6 - mb) / rate : 0);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
+/* A progress bar for models over 100 MB when stderr is a terminal. */
+static image_progress_fn progress_for(const char *path)
+{
+    struct stat st;
+    return isatty(STDERR_FILENO) && stat(path, &st) == 0 && st.st_size > 100 * 1000 * 1000
+               ? show_progress
+               : NULL;
+}
+
 /* The model, copied into a sealed memfd while hashed: what is recorded is
  * what the worker maps. */
 static int load_model(session *s)
@@ -199,7 +234,8 @@ static int load_model(session *s)
                 model_lookup(&s->h, path, &r, err, sizeof err) == 0;
     if (named)
         path = r.path;
-    s->model_fd = path ? image_sealed_copy(path, sha, NULL, NULL, err, sizeof err)
+    copy_progress prog = {0, 0};
+    s->model_fd = path ? image_sealed_copy(path, sha, progress_for(path), &prog, err, sizeof err)
                        : model_synthetic_sealed(s->req->synthetic, sha, err, sizeof err);
     if (s->model_fd < 0)
         return fail_event(s, AUDIT_KIND_ERROR, err);
