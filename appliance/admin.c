@@ -1,4 +1,5 @@
 #include "admin.h"
+#include "image.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -71,4 +72,17 @@ int admin_save_policy(admin *a, const char *change)
         return -1;
     }
     return 0;
+}
+
+char *device_checkpoint(audit_log *log, const char *device_key_path, const char *actor, char *err,
+                        size_t errlen)
+{
+    uint8_t *sk = secret_alloc(64, err, errlen);
+    char *note = NULL;
+    uint64_t seq;
+    if (sk && keys_load_ed25519_secret(device_key_path, sk, err, errlen) == 0 &&
+        audit_checkpoint_create(log, sk, actor, &note, &seq, err, errlen) != AUDIT_OK)
+        note = NULL;
+    secret_free(sk, 64);
+    return note;
 }

@@ -28,4 +28,10 @@ int admin_audit(admin *a, audit_kind kind, json_t *body);
  * old and new digests and the change. */
 int admin_save_policy(admin *a, const char *change);
 
+/* Signs a checkpoint of log now with the device key at device_key_path,
+ * which is loaded into wipe-on-fork secret memory and wiped right after.
+ * Returns the note (malloc'd), or NULL with err. */
+char *device_checkpoint(audit_log *log, const char *device_key_path, const char *actor, char *err,
+                        size_t errlen);
+
 #endif

@@ -38,19 +38,6 @@ static int collect(const audit_entry *e, void *ctx)
     return rc;
 }
 
-/* A checkpoint now, signed by the device key (wipe-on-fork memory). */
-static char *signed_checkpoint(admin *a, char *err, size_t errlen)
-{
-    uint8_t *sk = secret_alloc(64, err, errlen);
-    char *note = NULL;
-    uint64_t seq;
-    if (sk && keys_load_ed25519_secret(a->h.device_key, sk, err, errlen) == 0 &&
-        audit_checkpoint_create(a->log, sk, a->actor, &note, &seq, err, errlen) != AUDIT_OK)
-        note = NULL;
-    secret_free(sk, 64);
-    return note;
-}
-
 static int write_bundle(FILE *out, admin *a, json_t *envelopes, const char *note, char *err,
                         size_t errlen)
 {
@@ -94,7 +81,7 @@ static int run_export(admin *a, const char *request, const char *since, const ch
                               "request_id", request, "since", since, "attestations",
                               (json_int_t)json_array_size(st.envelopes))) != 0)
         goto out;
-    char *note = signed_checkpoint(a, err, sizeof err);
+    char *note = device_checkpoint(a->log, a->h.device_key, a->actor, err, sizeof err);
     if (!note) {
         cli_error("attest export", "cannot sign a checkpoint: %s", err);
         goto out;

@@ -93,14 +93,11 @@ static int export_entry(const audit_entry *e, void *ctx)
 /* The chain head and a checkpoint signed now: what the officer keeps. */
 static int export_trailer(admin *a, export_ctx *x, char *err, size_t errlen)
 {
-    uint64_t n, seq;
+    uint64_t n;
     uint8_t head[AUDIT_HASH_LEN];
-    char hex[65], *note = NULL;
-    uint8_t *sk = secret_alloc(64, err, errlen);
-    int ok = sk && keys_load_ed25519_secret(a->h.device_key, sk, err, errlen) == 0 &&
-             audit_checkpoint_create(a->log, sk, a->actor, &note, &seq, err, errlen) == AUDIT_OK &&
-             audit_head(a->log, &n, head, err, errlen) == AUDIT_OK;
-    secret_free(sk, 64);
+    char hex[65];
+    char *note = device_checkpoint(a->log, a->h.device_key, a->actor, err, errlen);
+    int ok = note && audit_head(a->log, &n, head, err, errlen) == AUDIT_OK;
     if (ok) {
         sodium_bin2hex(hex, sizeof hex, head, sizeof head);
         if (x->csv) {

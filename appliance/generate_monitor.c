@@ -2,6 +2,7 @@
  * bottom in generate_as_monitor(): every refusal happens before the engine
  * sees the prompt, and the prompt is durably audited before it does. */
 #include "generate_monitor.h"
+#include "admin.h"
 #include "build_info.h"
 #include "image.h"
 #include "model_map.h"
@@ -483,16 +484,13 @@ static int attest(session *s)
  * failure here does not undo the finished request: it is said on stderr. */
 static void checkpoint_if_due(session *s)
 {
-    uint64_t since = 0, seq;
-    char err[512], *note = NULL;
+    uint64_t since = 0;
+    char err[512], *note;
     if (!s->log || audit_entries_since_checkpoint(s->log, &since, err, sizeof err) != AUDIT_OK ||
         since < (uint64_t)s->pol.checkpoint_interval)
         return;
-    uint8_t *sk = secret_alloc(64, err, sizeof err);
-    if (!sk || keys_load_ed25519_secret(s->h.device_key, sk, err, sizeof err) != 0 ||
-        audit_checkpoint_create(s->log, sk, s->actor, &note, &seq, err, sizeof err) != AUDIT_OK)
+    if (!(note = device_checkpoint(s->log, s->h.device_key, s->actor, err, sizeof err)))
         fprintf(stderr, "appliance: warning: the periodic audit checkpoint failed: %s\n", err);
-    secret_free(sk, 64);
     free(note);
 }
 
