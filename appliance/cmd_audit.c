@@ -204,37 +204,14 @@ static int resolve_device_key(const app_ctx *ctx, const audit_args *a, char *buf
     return (size_t)snprintf(buf, cap, "%s", h.device_key) < cap ? 0 : -1;
 }
 
+/* Checkpoints and proofs are small text files; the callers say which one
+ * could not be read. */
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, 4096, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    if (len)
+    size_t n;
+    char err[8];
+    char *buf = cli_read_file(path, 16u << 20, &n, err, sizeof err);
+    if (buf && len)
         *len = n;
     return buf;
 }
