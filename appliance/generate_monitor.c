@@ -133,9 +133,41 @@ static int open_session(const app_ctx *ctx, session *s)
     return 0;
 }
 
+static int count_entry(const audit_entry *e, void *ctx)
+{
+    (void)e;
+    (*(uint64_t *)ctx)++;
+    return 0;
+}
+
+/* Requests this actor made in the last minute, from the audit log itself,
+ * so the limit holds across one-shot processes. -1 when it cannot tell. */
+static int64_t recent_requests(session *s)
+{
+    struct timespec now;
+    char since[ATTEST_TIME_LEN], err[256];
+    uint64_t n = 0;
+    clock_gettime(CLOCK_REALTIME, &now);
+    now.tv_sec -= 60;
+    audit_filter f = {.since = since, .kind = "prompt", .actor = s->actor};
+    if (attest_format_time(&now, since) != 0 ||
+        audit_query(s->log, &f, count_entry, &n, err, sizeof err) != AUDIT_OK)
+        return -1;
+    return (int64_t)n;
+}
+
 static int check_limits(session *s)
 {
     char why[256];
+    if (s->log) {
+        int64_t recent = recent_requests(s);
+        if (recent < 0 || recent >= s->pol.requests_per_minute) {
+            snprintf(why, sizeof why,
+                     "%s has made %lld requests in the last minute, the limit is %lld", s->actor,
+                     (long long)recent, (long long)s->pol.requests_per_minute);
+            return refuse(s, "limits.requests_per_minute", why);
+        }
+    }
     size_t len = strlen(s->req->prompt);
     if ((int64_t)len > s->pol.max_prompt_bytes) {
         snprintf(why, sizeof why, "the prompt has %zu bytes, the limit is %lld", len,

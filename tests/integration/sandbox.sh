@@ -67,4 +67,14 @@ assert_grep "OK," "$T/out"
 assert_grep "incomplete" "$T/out"
 # And the appliance still works afterwards: a fresh worker per request.
 expect_rc 0 "$APP" generate $MODEL -p "after" -n 4 --greedy -t 2
+
+# limits.requests_per_minute, per actor, counted from the audit log.
+python3 - "$H/policy.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["limits"]["requests_per_minute"] = 1
+json.dump(p, open(sys.argv[1], "w"), indent=2)
+PY
+expect_rc 1 "$APP" generate $MODEL -p "one too many" -n 2 --seed 1
+assert_grep "refused by policy limits.requests_per_minute" "$T/err"
+one_line "$T/err"
 done_ok
