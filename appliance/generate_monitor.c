@@ -30,13 +30,9 @@ void __lsan_do_leak_check(void);
 typedef struct session {
     const gen_request *req;
     gen_outcome *out;
-    home h;
-    int has_home;
-    policy pol;
-    audit_log *log; /* NULL without an appliance home */
+    admin a; /* home, policy, audit log (NULL without a home) and actor */
     audit_store_mode mode;
     uint8_t reviewer_pk[32];
-    char actor[128];
     int model_fd;
     worker w;
     char root_digest[65];
@@ -65,10 +61,10 @@ static int audit_event(session *s, audit_kind kind, json_t *body)
 {
     char err[256];
     int rc = 0;
-    if (s->log && body) {
+    if (s->a.log && body) {
         char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-        if (!text || audit_append(s->log, kind, s->out->request_id, s->actor, text, strlen(text),
-                                  NULL, NULL, err, sizeof err) != AUDIT_OK) {
+        if (!text || audit_append(s->a.log, kind, s->out->request_id, s->a.actor, text,
+                                  strlen(text), NULL, NULL, err, sizeof err) != AUDIT_OK) {
             cli_error(CMD, "the audit log refused an entry: %s", text ? err : "out of memory");
             rc = -1;
         }
@@ -98,36 +94,30 @@ static int fail_event(session *s, audit_kind kind, const char *what)
 static int open_session(const app_ctx *ctx, session *s)
 {
     char dir[HOME_PATH_CAP], err[768], path[HOME_PATH_CAP * 2];
-    cli_actor(s->actor, sizeof s->actor);
+    home h;
+    cli_actor(s->a.actor, sizeof s->a.actor);
     if (s->req->replay || cli_resolve_home(ctx, NULL, dir, sizeof dir) != 0 ||
-        home_layout(dir, &s->h, err, sizeof err) != 0 || !home_is_initialised(&s->h)) {
-        policy_defaults(&s->pol);             /* said in the summary: not audited */
-        char *text = policy_to_json(&s->pol); /* the digest of the built-in policy */
+        home_layout(dir, &h, err, sizeof err) != 0 || !home_is_initialised(&h)) {
+        policy_defaults(&s->a.pol);             /* said in the summary: not audited */
+        char *text = policy_to_json(&s->a.pol); /* the digest of the built-in policy */
         if (!text)
             return -1;
         policy_digest_bytes(text, strlen(text), s->out->policy_digest);
         free(text);
         return 0;
     }
-    s->has_home = 1;
-    audit_open_opts ao = {.create = 0};
-    if (policy_load_file(s->h.policy, &s->pol, s->out->policy_digest, err, sizeof err) != 0) {
-        cli_error(CMD, "%s", err);
+    if (admin_open(ctx, NULL, CMD, &s->a) != 0)
         return -1;
-    }
-    if (audit_store_mode_from_name(audit_content_mode_name(s->pol.audit_content), &s->mode) !=
+    memcpy(s->out->policy_digest, s->a.digest, sizeof s->a.digest);
+    if (audit_store_mode_from_name(audit_content_mode_name(s->a.pol.audit_content), &s->mode) !=
         AUDIT_OK) {
         cli_error(CMD, "unknown audit content mode");
         return -1;
     }
-    snprintf(path, sizeof path, "%s/%s", s->h.dir, s->pol.reviewer_key);
+    snprintf(path, sizeof path, "%s/%s", s->a.h.dir, s->a.pol.reviewer_key);
     if (s->mode == AUDIT_STORE_SEALED &&
         keys_load_x25519_public(path, s->reviewer_pk, err, sizeof err) != 0) {
         cli_error(CMD, "sealed audit content needs the reviewer key: %s", err);
-        return -1;
-    }
-    if (audit_open(&s->log, s->h.audit_db, &ao, err, sizeof err) != AUDIT_OK) {
-        cli_error(CMD, "cannot open the audit log: %s", err);
         return -1;
     }
     return 0;
@@ -149,9 +139,9 @@ static int64_t recent_requests(session *s)
     uint64_t n = 0;
     clock_gettime(CLOCK_REALTIME, &now);
     now.tv_sec -= 60;
-    audit_filter f = {.since = since, .kind = "prompt", .actor = s->actor};
+    audit_filter f = {.since = since, .kind = "prompt", .actor = s->a.actor};
     if (attest_format_time(&now, since) != 0 ||
-        audit_query(s->log, &f, count_entry, &n, err, sizeof err) != AUDIT_OK)
+        audit_query(s->a.log, &f, count_entry, &n, err, sizeof err) != AUDIT_OK)
         return -1;
     return (int64_t)n;
 }
@@ -159,19 +149,19 @@ static int64_t recent_requests(session *s)
 static int check_limits(session *s)
 {
     char why[256];
-    if (s->log) {
+    if (s->a.log) {
         int64_t recent = recent_requests(s);
-        if (recent < 0 || recent >= s->pol.requests_per_minute) {
+        if (recent < 0 || recent >= s->a.pol.requests_per_minute) {
             snprintf(why, sizeof why,
-                     "%s has made %lld requests in the last minute, the limit is %lld", s->actor,
-                     (long long)recent, (long long)s->pol.requests_per_minute);
+                     "%s has made %lld requests in the last minute, the limit is %lld", s->a.actor,
+                     (long long)recent, (long long)s->a.pol.requests_per_minute);
             return refuse(s, "limits.requests_per_minute", why);
         }
     }
     size_t len = strlen(s->req->prompt);
-    if ((int64_t)len > s->pol.max_prompt_bytes) {
+    if ((int64_t)len > s->a.pol.max_prompt_bytes) {
         snprintf(why, sizeof why, "the prompt has %zu bytes, the limit is %lld", len,
-                 (long long)s->pol.max_prompt_bytes);
+                 (long long)s->a.pol.max_prompt_bytes);
         return refuse(s, "limits.max_prompt_bytes", why);
     }
     if (!utf8_valid(s->req->prompt, len)) {
@@ -179,14 +169,14 @@ static int check_limits(session *s)
         audit_event(s, AUDIT_KIND_REFUSAL, json_pack("{s:s}", "reason", "prompt not UTF-8"));
         return EXIT_FAIL;
     }
-    if ((int64_t)s->req->max_tokens > s->pol.max_new_tokens) {
+    if ((int64_t)s->req->max_tokens > s->a.pol.max_new_tokens) {
         snprintf(why, sizeof why, "%u new tokens asked, the limit is %lld", s->req->max_tokens,
-                 (long long)s->pol.max_new_tokens);
+                 (long long)s->a.pol.max_new_tokens);
         return refuse(s, "limits.max_new_tokens", why);
     }
-    if ((int64_t)s->req->n_ctx > s->pol.context) {
+    if ((int64_t)s->req->n_ctx > s->a.pol.context) {
         snprintf(why, sizeof why, "a context of %u tokens asked, the limit is %lld", s->req->n_ctx,
-                 (long long)s->pol.context);
+                 (long long)s->a.pol.context);
         return refuse(s, "limits.context", why);
     }
     return EXIT_OK;
@@ -200,15 +190,15 @@ static int resolve_installed(session *s, const char *loaded_sha, model_record *r
 {
     char err[768], signed_sha[65], why[900];
     const char *m = s->req->model_path;
-    int by_name = strchr(m, '/') == NULL && model_lookup(&s->h, m, r, err, sizeof err) == 0;
-    if (!by_name && model_lookup_digest(&s->h, loaded_sha, r) != 0) {
+    int by_name = strchr(m, '/') == NULL && model_lookup(&s->a.h, m, r, err, sizeof err) == 0;
+    if (!by_name && model_lookup_digest(&s->a.h, loaded_sha, r) != 0) {
         snprintf(why, sizeof why,
                  "%s is not an installed model (appliance model add MODEL "
                  "--bundle BUNDLE)",
                  m);
         return refuse(s, "trust (installed, signed models only)", why);
     }
-    if (model_recheck(&s->h, &s->pol, r, signed_sha, s->signer, sizeof s->signer, err,
+    if (model_recheck(&s->a.h, &s->a.pol, r, signed_sha, s->signer, sizeof s->signer, err,
                       sizeof err) != 0)
         return refuse(s, "trust", err);
     if (sodium_memcmp(signed_sha, loaded_sha, 64) != 0) {
@@ -263,8 +253,8 @@ static int load_model(session *s)
     uint8_t sha[32];
     model_record r;
     const char *path = s->req->model_path;
-    int named = path && s->log && strchr(path, '/') == NULL &&
-                model_lookup(&s->h, path, &r, err, sizeof err) == 0;
+    int named = path && s->a.log && strchr(path, '/') == NULL &&
+                model_lookup(&s->a.h, path, &r, err, sizeof err) == 0;
     if (named)
         path = r.path;
     copy_progress prog = {0, 0};
@@ -284,7 +274,7 @@ static int load_model(session *s)
                  path, s->out->model_sha256, s->req->expect_sha256);
         return fail_event(s, AUDIT_KIND_ERROR, err);
     }
-    if (!s->log) { /* no home: a developer's run, said so in every record */
+    if (!s->a.log) { /* no home: a developer's run, said so in every record */
         const char *base = strrchr(path, '/');
         snprintf(s->signer, sizeof s->signer, "unverified (no appliance home)");
         snprintf(s->root_digest, sizeof s->root_digest, "%s", s->out->model_sha256);
@@ -312,9 +302,9 @@ static int start_worker(session *s)
     char err[512];
     worker_opts o = {.n_threads = s->req->threads,
                      .n_ctx = s->req->n_ctx,
-                     .ctx_cap = (uint32_t)s->pol.context,
+                     .ctx_cap = (uint32_t)s->a.pol.context,
                      .kernels = s->req->kernels,
-                     .sandbox_required = s->pol.sandbox_required,
+                     .sandbox_required = s->a.pol.sandbox_required,
                      .reply_timeout_ms = s->req->reply_timeout_ms};
     double t0 = now_ms();
     worker_status ws = worker_start(&s->w, s->model_fd, &o, err, sizeof err);
@@ -329,7 +319,7 @@ static int start_worker(session *s)
      * check now instead, in sanitizer builds only (the filter stays the same). */
     __lsan_do_leak_check();
 #endif
-    if (sandbox_monitor_lockdown(err, sizeof err) != 0 && s->pol.sandbox_required)
+    if (sandbox_monitor_lockdown(err, sizeof err) != 0 && s->a.pol.sandbox_required)
         return fail_event(s, AUDIT_KIND_ERROR, err);
     sandbox_facts mine = {0};
     sandbox_read_status(0, &mine);
@@ -355,7 +345,7 @@ static json_t *sampling_json(const engine_sampler_params *p)
 static int audit_prompt(session *s)
 {
     char err[256];
-    if (!s->log)
+    if (!s->a.log)
         return EXIT_OK;
     /* The salt of the attestation's prompt commitment lives here, so the
      * officer can later prove the prompt without the attestation leaking it. */
@@ -367,7 +357,7 @@ static int audit_prompt(session *s)
         facts_json(&s->w.observed), "kernels", s->w.model.kernels, "prompt_salt", s->out->salt_hex);
     char *text = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(meta);
-    int rc = text ? audit_append_prompt(s->log, s->out->request_id, s->actor, s->mode,
+    int rc = text ? audit_append_prompt(s->a.log, s->out->request_id, s->a.actor, s->mode,
                                         s->reviewer_pk, s->req->prompt, strlen(s->req->prompt),
                                         text, &s->out->prompt_seq, s->prompt_hash, err, sizeof err)
                   : AUDIT_E_NOMEM;
@@ -392,7 +382,7 @@ static int audit_output(session *s)
 {
     char err[256];
     const worker_result *r = &s->out->result;
-    if (!s->log)
+    if (!s->a.log)
         return EXIT_OK;
     json_t *meta =
         json_pack("{s:i, s:o, s:i, s:s, s:{s:I, s:I}}", "prompt_token_count", (int)r->n_prompt,
@@ -401,7 +391,7 @@ static int audit_output(session *s)
                   (json_int_t)(r->prompt_ms * 1e3), "decode", (json_int_t)(r->decode_ms * 1e3));
     char *text = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(meta);
-    int rc = text ? audit_append_output(s->log, s->out->request_id, s->actor, s->mode,
+    int rc = text ? audit_append_output(s->a.log, s->out->request_id, s->a.actor, s->mode,
                                         s->reviewer_pk, r->text, r->text_len, text,
                                         &s->out->output_seq, s->output_hash, err, sizeof err)
                   : AUDIT_E_NOMEM;
@@ -432,14 +422,14 @@ static void describe_generation(session *s, attest_generation *g, char *started,
     g->prompt_tokens = r->n_prompt;
     g->output_tokens = r->n_tokens;
     g->finish_reason = engine_finish_name(r->finish);
-    g->audit_log_id = audit_log_id(s->log);
+    g->audit_log_id = audit_log_id(s->a.log);
     g->prompt_entry.seq = s->out->prompt_seq;
     g->output_entry.seq = s->out->output_seq;
     hex32(s->prompt_hash, g->prompt_entry.hash);
     hex32(s->output_hash, g->output_entry.hash);
     g->policy_digest = s->out->policy_digest;
     g->sandbox = s->w.observed;
-    g->sandbox_required = s->pol.sandbox_required;
+    g->sandbox_required = s->a.pol.sandbox_required;
     g->engine_version = ENGINE_VERSION;
     g->build_id = APPLIANCE_GIT_COMMIT;
     g->kernels = s->w.model.kernels;
@@ -458,7 +448,7 @@ static int sign_statement(session *s, const char *payload, size_t len, char **en
     char err[512];
     uint8_t *sk = secret_alloc(64, err, sizeof err);
     int rc = -1;
-    if (sk && keys_load_ed25519_secret(s->h.device_key, sk, err, sizeof err) == 0 &&
+    if (sk && keys_load_ed25519_secret(s->a.h.device_key, sk, err, sizeof err) == 0 &&
         attest_sign_envelope((const uint8_t *)payload, len, sk, envelope, err, sizeof err) ==
             ATTEST_OK)
         rc = 0;
@@ -487,7 +477,7 @@ static int attest(session *s)
     char started[ATTEST_TIME_LEN], finished[ATTEST_TIME_LEN], err[512];
     char *payload = NULL, *envelope = NULL;
     size_t len;
-    if (!s->log)
+    if (!s->a.log)
         return EXIT_OK;
     describe_generation(s, &g, started, finished);
     int rc = EXIT_FAIL;
@@ -499,7 +489,7 @@ static int attest(session *s)
         char *text = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(body);
         if (!text ||
-            audit_append(s->log, AUDIT_KIND_ATTESTATION, s->out->request_id, s->actor, text,
+            audit_append(s->a.log, AUDIT_KIND_ATTESTATION, s->out->request_id, s->a.actor, text,
                          strlen(text), &s->out->attestation_seq, NULL, err, sizeof err) != AUDIT_OK)
             cli_error(CMD, "the attestation could not be audited (%s)", text ? err : "no memory");
         else if (!s->req->attest_path || write_attestation_file(s->req->attest_path, envelope) == 0)
@@ -518,10 +508,11 @@ static void checkpoint_if_due(session *s)
 {
     uint64_t since = 0;
     char err[512], *note;
-    if (!s->log || audit_entries_since_checkpoint(s->log, &since, err, sizeof err) != AUDIT_OK ||
-        since < (uint64_t)s->pol.checkpoint_interval)
+    if (!s->a.log ||
+        audit_entries_since_checkpoint(s->a.log, &since, err, sizeof err) != AUDIT_OK ||
+        since < (uint64_t)s->a.pol.checkpoint_interval)
         return;
-    if (!(note = device_checkpoint(s->log, s->h.device_key, s->actor, err, sizeof err)))
+    if (!(note = device_checkpoint(s->a.log, s->a.h.device_key, s->a.actor, err, sizeof err)))
         fprintf(stderr, "appliance: warning: the periodic audit checkpoint failed: %s\n", err);
     free(note);
 }
@@ -533,7 +524,7 @@ static int run_request(session *s, gen_text_fn on_text, void *user)
 #ifdef APPLIANCE_TEST_HOOKS
     if (s->req->test_violation) {
         const char *path =
-            s->req->test_violation == VIOLATE_READ_DEVICE_KEY ? s->h.device_key : s->h.audit_db;
+            s->req->test_violation == VIOLATE_READ_DEVICE_KEY ? s->a.h.device_key : s->a.h.audit_db;
         ws = worker_provoke(&s->w, (violation)s->req->test_violation, path, err, sizeof err);
         return fail_event(s, kind_of(ws), err);
     }
@@ -557,8 +548,7 @@ static void close_session(session *s)
     worker_stop(&s->w);
     if (s->model_fd >= 0)
         close(s->model_fd);
-    audit_close(s->log);
-    policy_free(&s->pol);
+    admin_close(&s->a);
 }
 
 int generate_as_monitor(const app_ctx *ctx, const gen_request *req, gen_text_fn on_text, void *user,
@@ -582,7 +572,7 @@ int generate_as_monitor(const app_ctx *ctx, const gen_request *req, gen_text_fn 
     signal(SIGPIPE, SIG_IGN); /* a dead worker is an error to handle, not our death */
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error: refuse, don't die */
     int rc = open_session(ctx, &s) != 0 ? EXIT_FAIL : EXIT_OK;
-    if (rc == EXIT_OK && req->attest_path && !s.log) {
+    if (rc == EXIT_OK && req->attest_path && !s.a.log) {
         cli_error(req->replay ? "attest replay" : "generate",
                   "--attest needs an appliance home (its device key signs; run 'appliance init')");
         rc = EXIT_FAIL;
