@@ -182,15 +182,14 @@ static int check_limits(session *s)
     return EXIT_OK;
 }
 
-/* With a home, only installed models run: -m names one, or is a path whose
- * bytes are an installed model's. The bundle's signature is checked again
- * against the policy's current trust, and the signed digest against the
- * bytes that were just copied and sealed: what was checked is what runs. */
-static int resolve_installed(session *s, const char *loaded_sha, model_record *r)
+/* With a home, only installed models run: -m names one (by_name: r holds
+ * its record already), or is a path whose bytes are an installed model's. The bundle's signature is
+ * checked again against the policy's current trust, and the signed digest against the bytes that
+ * were just copied and sealed: what was checked is what runs. */
+static int resolve_installed(session *s, int by_name, const char *loaded_sha, model_record *r)
 {
     char err[768], signed_sha[65], why[900];
     const char *m = s->req->model_path;
-    int by_name = strchr(m, '/') == NULL && model_lookup(&s->a.h, m, r, err, sizeof err) == 0;
     if (!by_name && model_lookup_digest(&s->a.h, loaded_sha, r) != 0) {
         snprintf(why, sizeof why,
                  "%s is not an installed model (appliance model add MODEL "
@@ -281,7 +280,7 @@ static int load_model(session *s)
         snprintf(s->model_name, sizeof s->model_name, "%s", base ? base + 1 : path);
         return EXIT_OK;
     }
-    return resolve_installed(s, s->out->model_sha256, &r);
+    return resolve_installed(s, named, s->out->model_sha256, &r);
 }
 
 static json_t *facts_json(const sandbox_facts *f)
