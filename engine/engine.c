@@ -30,6 +30,7 @@ struct engine_ctx {
     llama_state s;
     uint32_t pos;      /* tokens in the KV cache */
     uint32_t n_logits; /* rows of logits the last eval left (0: none) */
+    int32_t *cached;   /* the ids of the pos tokens in the KV cache (n_ctx slots) */
 };
 
 engine_model *engine_model_load(const void *data, size_t size, const char *kernels_name, char *err,
@@ -126,6 +127,42 @@ int engine_token_is_end(const engine_model *m, int32_t id)
     return tokenizer_is_eog(m->tok, id);
 }
 
+int engine_tokenize_fragment(const engine_model *m, const char *text, size_t len, int after_special,
+                             int32_t **ids, size_t *n, char *err, size_t errlen)
+{
+    size_t cap = tokenizer_encode_bound(len);
+    *ids = malloc((cap ? cap : 1) * sizeof **ids);
+    *n = 0;
+    if (!*ids) {
+        snprintf(err, errlen, "out of memory tokenizing %zu bytes", len);
+        return -1;
+    }
+    if (tokenizer_encode_fragment(m->tok, text, len, after_special, *ids, cap, n, err, errlen) !=
+        0) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int32_t engine_token_special(const engine_model *m, const char *text, size_t len)
+{
+    return tokenizer_special_id(m->tok, text, len);
+}
+
+const char *engine_model_meta_str(const engine_model *m, const char *key, size_t *len)
+{
+    gguf_str v;
+    if (gguf_get_str(m->gguf, key, &v) != 0) {
+        *len = 0;
+        return NULL;
+    }
+    *len = (size_t)v.len;
+    return v.ptr;
+}
+
 engine_threads *engine_threads_new(int n_threads, char *err, size_t errlen)
 {
     engine_threads *t = calloc(1, sizeof *t);
@@ -188,9 +225,17 @@ engine_ctx *engine_ctx_new(const engine_model *m, const engine_ctx_params *p, ch
         return NULL;
     }
     c->p = (p->threads ? p->threads : c->own)->p;
+    c->cached = malloc((size_t)n_ctx * sizeof *c->cached);
+    if (!c->cached) {
+        snprintf(err, errlen, "out of memory for a context of %u tokens", n_ctx);
+        engine_threads_free(c->own);
+        free(c);
+        return NULL;
+    }
     if (llama_state_init(&c->s, &m->llama, n_ctx, n_batch, pool_threads(c->p), p->logits_all != 0,
                          err, errlen) != 0) {
         engine_threads_free(c->own);
+        free(c->cached);
         free(c);
         return NULL;
     }
@@ -203,6 +248,7 @@ void engine_ctx_free(engine_ctx *c)
         return;
     engine_threads_free(c->own);
     llama_state_free(&c->s);
+    free(c->cached);
     free(c);
 }
 
@@ -258,6 +304,7 @@ int engine_eval(engine_ctx *c, const int32_t *tokens, size_t n, char *err, size_
     for (size_t done = 0; done < n;) {
         uint32_t nb = (uint32_t)(n - done < c->s.n_batch ? n - done : c->s.n_batch);
         llama_forward(&c->m->llama, &c->s, c->m->k, c->p, tokens + done, nb, c->pos);
+        memcpy(c->cached + c->pos, tokens + done, nb * sizeof *tokens);
         c->pos += nb;
         c->n_logits = c->s.logits_all ? nb : 1;
         done += nb;
@@ -335,7 +382,17 @@ double engine_ctx_read_bandwidth(engine_ctx *c, size_t bytes, int reps)
 
 const char *engine_finish_name(engine_finish f)
 {
-    return f == ENGINE_FINISH_EOS ? "eos" : f == ENGINE_FINISH_LENGTH ? "length" : "stop";
+    switch (f) {
+    case ENGINE_FINISH_EOS:
+        return "eos";
+    case ENGINE_FINISH_LENGTH:
+        return "length";
+    case ENGINE_FINISH_CANCELLED:
+        return "cancelled";
+    case ENGINE_FINISH_STOP:
+        break;
+    }
+    return "stop";
 }
 
 /* The output text as it grows, what the callback has seen, and stop strings. */
@@ -459,6 +516,17 @@ static int push_token(engine_generation *g, size_t *cap, int32_t id)
     return 0;
 }
 
+/* 1 when id ends the answer: EOS, end-of-turn, or one of the caller's. */
+static int is_end(const engine_ctx *c, const engine_generate_params *p, int32_t id)
+{
+    if (tokenizer_is_eog(c->m->tok, id))
+        return 1;
+    for (size_t i = 0; i < p->n_end_tokens; i++)
+        if (p->end_tokens[i] == id)
+            return 1;
+    return 0;
+}
+
 /* The decode loop after the prompt: sample, stream, evaluate, until done. */
 static int decode_loop(engine_ctx *c, engine_sampler *smp, text_out *t, engine_generation *g,
                        char *err, size_t errlen)
@@ -470,9 +538,13 @@ static int decode_loop(engine_ctx *c, engine_sampler *smp, text_out *t, engine_g
             g->finish = ENGINE_FINISH_LENGTH;
             return 0;
         }
+        if (t->p->cancel && t->p->cancel(t->p->cancel_user)) {
+            g->finish = ENGINE_FINISH_CANCELLED;
+            return 0;
+        }
         int32_t id = engine_sampler_sample(smp, engine_logits(c, 0));
         engine_sampler_accept(smp, id);
-        if (tokenizer_is_eog(tok, id)) {
+        if (is_end(c, t->p, id)) {
             g->finish = ENGINE_FINISH_EOS;
             return 0;
         }
@@ -496,25 +568,24 @@ static int decode_loop(engine_ctx *c, engine_sampler *smp, text_out *t, engine_g
     }
 }
 
-int engine_generate(engine_ctx *c, const char *prompt, size_t prompt_len,
-                    const engine_generate_params *p, engine_text_fn on_text, void *user,
-                    engine_generation *out, char *err, size_t errlen)
+/* Feeds out->prompt_tokens from position `keep` on (the first keep are
+ * already cached), then decodes. On failure out is freed. */
+static int generate_from(engine_ctx *c, size_t keep, const engine_generate_params *p,
+                         engine_text_fn on_text, void *user, engine_generation *out, char *err,
+                         size_t errlen)
 {
-    memset(out, 0, sizeof *out);
-    engine_ctx_reset(c);
-    if (engine_tokenize(c->m, prompt, prompt_len, tokenizer_add_bos(c->m->tok), &out->prompt_tokens,
-                        &out->n_prompt, err, errlen) != 0)
-        return -1;
     if (out->n_prompt == 0 || out->n_prompt >= c->s.n_ctx) {
         snprintf(err, errlen,
                  "the prompt has %zu tokens; the context of %u needs at least one "
                  "token and room for one more",
                  out->n_prompt, c->s.n_ctx);
+        engine_ctx_reset(c);
         engine_generation_free(out);
         return -1;
     }
     engine_sampler *smp = engine_sampler_new(&p->sampling, c->m->llama.hp.n_vocab, err, errlen);
     if (!smp) {
+        engine_ctx_reset(c);
         engine_generation_free(out);
         return -1;
     }
@@ -522,8 +593,11 @@ int engine_generate(engine_ctx *c, const char *prompt, size_t prompt_len,
         engine_sampler_accept(smp, out->prompt_tokens[i]);
     text_out t = {.p = p, .on_text = on_text, .user = user};
     utf8_stream_init(&t.u8);
+    c->pos = (uint32_t)keep;
+    c->n_logits = 0;
+    out->n_reused = keep;
     double t0 = now_seconds();
-    int rc = engine_eval(c, out->prompt_tokens, out->n_prompt, err, errlen);
+    int rc = engine_eval(c, out->prompt_tokens + keep, out->n_prompt - keep, err, errlen);
     out->prompt_ms = ms_since(t0);
     if (rc == 0)
         rc = decode_loop(c, smp, &t, out, err, errlen);
@@ -538,9 +612,46 @@ int engine_generate(engine_ctx *c, const char *prompt, size_t prompt_len,
         snprintf(err, errlen, "out of memory for the output text");
         rc = -1;
     }
-    if (rc != 0)
+    if (rc != 0) {
+        engine_ctx_reset(c);
         engine_generation_free(out);
+    }
     return rc;
+}
+
+int engine_generate(engine_ctx *c, const char *prompt, size_t prompt_len,
+                    const engine_generate_params *p, engine_text_fn on_text, void *user,
+                    engine_generation *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    engine_ctx_reset(c);
+    if (engine_tokenize(c->m, prompt, prompt_len, tokenizer_add_bos(c->m->tok), &out->prompt_tokens,
+                        &out->n_prompt, err, errlen) != 0)
+        return -1;
+    return generate_from(c, 0, p, on_text, user, out, err, errlen);
+}
+
+int engine_generate_tokens(engine_ctx *c, const int32_t *input, size_t n_input,
+                           const engine_generate_params *p, engine_text_fn on_text, void *user,
+                           engine_generation *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->prompt_tokens = malloc((n_input ? n_input : 1) * sizeof *input);
+    if (!out->prompt_tokens) {
+        snprintf(err, errlen, "out of memory for an input of %zu tokens", n_input);
+        engine_ctx_reset(c);
+        return -1;
+    }
+    if (n_input)
+        memcpy(out->prompt_tokens, input, n_input * sizeof *input);
+    out->n_prompt = n_input;
+    /* K and V at a position depend only on the tokens up to it, so the
+     * longest common prefix stays valid; the last input token is always
+     * evaluated again, for the logits that pick the first new token. */
+    size_t keep = 0;
+    while (keep < c->pos && keep + 1 < n_input && c->cached[keep] == input[keep])
+        keep++;
+    return generate_from(c, keep, p, on_text, user, out, err, errlen);
 }
 
 void engine_generation_free(engine_generation *g)

@@ -57,6 +57,24 @@ char *engine_detokenize(const engine_model *m, const int32_t *ids, size_t n, siz
 /* 1 when id ends a generation (EOS or end-of-turn). */
 int engine_token_is_end(const engine_model *m, int32_t id);
 
+/* Chat templates build their input from plain-text fragments and special
+ * tokens, each from its own call, so text a user typed can never become a
+ * special token (engine/tokenizer.h):
+ * - engine_tokenize_fragment: text without BOS; the SentencePiece leading
+ *   space only when after_special (the fragment starts the input or follows
+ *   a special token, as llama.cpp renders templates). Like engine_tokenize
+ *   otherwise, and text never merges into a control token.
+ * - engine_token_special: the id of the control or user-defined token whose
+ *   piece is exactly text[0..len) ("<|im_start|>", "</s>"), or -1.
+ * - engine_model_meta_str: a string of the model's metadata (for example
+ *   "tokenizer.chat_template"), pointing into the model bytes (not
+ *   NUL-terminated, valid while the model is loaded); NULL when absent or
+ *   not a string. */
+int engine_tokenize_fragment(const engine_model *m, const char *text, size_t len, int after_special,
+                             int32_t **ids, size_t *n, char *err, size_t errlen);
+int32_t engine_token_special(const engine_model *m, const char *text, size_t len);
+const char *engine_model_meta_str(const engine_model *m, const char *key, size_t *len);
+
 /* ---- threads ------------------------------------------------------------- */
 
 /* A pool of threads, created once. The sandboxed worker creates it before
@@ -137,12 +155,13 @@ void engine_sampler_accept(engine_sampler *s, int32_t token);
 /* ---- generation ------------------------------------------------------------ */
 
 typedef enum engine_finish {
-    ENGINE_FINISH_EOS,    /* the model produced an end-of-generation token */
-    ENGINE_FINISH_LENGTH, /* max_tokens reached, or the context is full */
-    ENGINE_FINISH_STOP,   /* a stop string appeared, or the callback asked to stop */
+    ENGINE_FINISH_EOS,       /* the model produced an end-of-generation token */
+    ENGINE_FINISH_LENGTH,    /* max_tokens reached, or the context is full */
+    ENGINE_FINISH_STOP,      /* a stop string appeared, or the callback asked to stop */
+    ENGINE_FINISH_CANCELLED, /* the cancel hook asked to stop (a user's Ctrl-C) */
 } engine_finish;
 
-/* "eos", "length" or "stop". */
+/* "eos", "length", "stop" or "cancelled". */
 const char *engine_finish_name(engine_finish f);
 
 typedef struct engine_generate_params {
@@ -150,6 +169,16 @@ typedef struct engine_generate_params {
     uint32_t max_tokens;     /* new tokens at most */
     const char *const *stop; /* stop strings (not part of the output), may be NULL */
     size_t n_stop;
+    /* More ids that end the answer like EOS (a chat template's end of turn,
+     * e.g. <|im_end|>), may be NULL. */
+    const int32_t *end_tokens;
+    size_t n_end_tokens;
+    /* Asked before each new token when not NULL; nonzero ends the generation
+     * with ENGINE_FINISH_CANCELLED. The tokens so far are kept, and the text
+     * is finished exactly as when max_tokens ends it, so the same request
+     * with max_tokens = n_tokens reproduces it. */
+    int (*cancel)(void *user);
+    void *cancel_user;
 } engine_generate_params;
 
 /* Receives output text as it is decided: complete UTF-8 only, never text a
@@ -166,6 +195,7 @@ typedef struct engine_generation {
     engine_finish finish;
     double prompt_ms, decode_ms; /* wall time of prefill and of decode steps */
     uint32_t n_decode_evals;     /* single-token forward passes in decode_ms */
+    size_t n_reused;             /* input tokens found in the KV cache (engine_generate_tokens) */
 } engine_generation;
 
 /* Resets c, feeds the prompt (tokenized with the model's BOS rule) in
@@ -177,6 +207,20 @@ int engine_generate(engine_ctx *c, const char *prompt, size_t prompt_len,
                     const engine_generate_params *p, engine_text_fn on_text, void *user,
                     engine_generation *out, char *err, size_t errlen);
 void engine_generation_free(engine_generation *g);
+
+/* Like engine_generate, but from a pre-tokenized input (a chat template's
+ * rendering, BOS included when wanted), and without resetting c: the
+ * longest prefix of input that c still holds stays cached and only the rest
+ * is evaluated (at least the last token, for its logits), so each turn of
+ * a conversation costs only its new tokens. The logits, and so the tokens,
+ * are bit-identical to a fresh evaluation of the whole input. Afterwards c
+ * holds input and the generated tokens (the last one unless cancelled). out->prompt_tokens
+ * is a copy of input; out->n_reused how many came from the cache. Fails with
+ * err, c reset, on an empty input, ids outside the vocabulary, or an input
+ * that leaves no room in the context. */
+int engine_generate_tokens(engine_ctx *c, const int32_t *input, size_t n_input,
+                           const engine_generate_params *p, engine_text_fn on_text, void *user,
+                           engine_generation *out, char *err, size_t errlen);
 
 /* ---- synthetic models ---------------------------------------------------- */
 

@@ -676,17 +676,17 @@ static void try_pair(const tokenizer *t, const char *text, const symbol *sym, he
         return;
     int32_t len = sym[left].len + sym[right].len;
     int32_t id = lookup(t, text + sym[left].start, (size_t)len);
-    if (id < 0)
-        return;
+    if (id < 0 || t->kinds[id] == TOKEN_CONTROL)
+        return; /* text never becomes a control token ("</s>" typed by a user stays text) */
     heap_push(h, (bigram){t->scores[id], left, right, len});
 }
 
-/* Writes the escaped text ("▁" for spaces, "▁" prefix) to esc; returns its
- * length. */
-static size_t escape_spaces(const tokenizer *t, const char *text, size_t len, char *esc)
+/* Writes the escaped text ("▁" for spaces, "▁" prefix when space_prefix) to
+ * esc; returns its length. */
+static size_t escape_spaces(int space_prefix, const char *text, size_t len, char *esc)
 {
     size_t o = 0;
-    if (t->add_space_prefix) {
+    if (space_prefix) {
         memcpy(esc, SPACE_MARK, SPACE_MARK_LEN);
         o = SPACE_MARK_LEN;
     }
@@ -706,7 +706,7 @@ static int emit_symbol(const tokenizer *t, const char *s, size_t n, emitter *e, 
                        size_t errlen)
 {
     int32_t id = lookup(t, s, n);
-    if (id >= 0) {
+    if (id >= 0 && t->kinds[id] != TOKEN_CONTROL) {
         emit(e, id);
         return 0;
     }
@@ -725,8 +725,8 @@ static int emit_symbol(const tokenizer *t, const char *s, size_t n, emitter *e, 
 }
 
 /* Tokenizes valid UTF-8 text (len > 0) into e. */
-static int spm_encode(const tokenizer *t, const char *text, size_t len, emitter *e, char *err,
-                      size_t errlen)
+static int spm_encode(const tokenizer *t, const char *text, size_t len, int space_prefix,
+                      emitter *e, char *err, size_t errlen)
 {
     /* Escaping at most triples the bytes; every character of the escaped
      * text is one input character or the prefix mark, so there are at most
@@ -742,7 +742,7 @@ static int spm_encode(const tokenizer *t, const char *text, size_t len, emitter 
         set_err(err, errlen, "out of memory tokenizing %zu bytes", len);
         return -1;
     }
-    size_t n_esc = escape_spaces(t, text, len, esc);
+    size_t n_esc = escape_spaces(space_prefix, text, len, esc);
     int32_t n_sym = 0;
     for (size_t i = 0; i < n_esc;) {
         size_t k = utf8_seq_len((const unsigned char *)esc, n_esc, i);
@@ -783,8 +783,10 @@ size_t tokenizer_encode_bound(size_t len)
     return len > (SIZE_MAX - 4) / 3 ? SIZE_MAX : 3 * len + SPACE_MARK_LEN + 1;
 }
 
-int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_bos, int32_t *out,
-                     size_t cap, size_t *n_out, char *err, size_t errlen)
+/* tokenizer_encode and tokenizer_encode_fragment: the same SPM encoding,
+ * with or without BOS and the leading space. */
+static int encode(const tokenizer *t, const char *text, size_t len, int add_bos, int space_prefix,
+                  int32_t *out, size_t cap, size_t *n_out, char *err, size_t errlen)
 {
     size_t bad;
     *n_out = 0;
@@ -800,7 +802,7 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_b
     emitter e = {out, cap, 0};
     if (add_bos && t->bos >= 0)
         emit(&e, t->bos);
-    if (len > 0 && spm_encode(t, text, len, &e, err, errlen) != 0)
+    if (len > 0 && spm_encode(t, text, len, space_prefix, &e, err, errlen) != 0)
         return -1;
     *n_out = e.n;
     if (e.n > cap) {
@@ -808,6 +810,30 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_b
         return -1;
     }
     return 0;
+}
+
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_bos, int32_t *out,
+                     size_t cap, size_t *n_out, char *err, size_t errlen)
+{
+    return encode(t, text, len, add_bos, t->add_space_prefix, out, cap, n_out, err, errlen);
+}
+
+int tokenizer_encode_fragment(const tokenizer *t, const char *text, size_t len, int after_special,
+                              int32_t *out, size_t cap, size_t *n_out, char *err, size_t errlen)
+{
+    return encode(t, text, len, 0, after_special && t->add_space_prefix, out, cap, n_out, err,
+                  errlen);
+}
+
+int32_t tokenizer_special_id(const tokenizer *t, const char *text, size_t len)
+{
+    if (len == 0 || t->n == 0)
+        return -1;
+    int32_t id = lookup(t, text, len);
+    if (id < 0)
+        return -1;
+    enum token_kind k = (enum token_kind)t->kinds[id];
+    return k == TOKEN_CONTROL || k == TOKEN_USER_DEFINED ? id : -1;
 }
 
 /* ---------- decoding ---------- */

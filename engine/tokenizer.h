@@ -6,7 +6,9 @@
  * is split into UTF-8 characters, and the adjacent pair whose concatenation
  * is a vocabulary piece with the highest score is merged repeatedly (ties:
  * leftmost); pieces left outside the vocabulary become <0xXX> byte tokens.
- * No special-token parsing: text that looks like "<s>" is ordinary text.
+ * No special-token parsing: text that looks like "<s>" is ordinary text, and
+ * merges never produce a control token (a user who types "</s>" gets the
+ * pieces of those characters, never the EOS id).
  *
  * A tokenizer copies what it needs from the GGUF file, so it may outlive it.
  * It is immutable after creation and safe to share between threads. */
@@ -59,6 +61,17 @@ size_t tokenizer_encode_bound(size_t len);
  * when a byte has no token. */
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_bos, int32_t *out,
                      size_t cap, size_t *n_out, char *err, size_t errlen);
+
+/* Tokenizes one plain-text fragment of a chat template rendering: no BOS,
+ * and the SentencePiece leading space only when after_special (the fragment
+ * begins the input or follows a special token, as llama.cpp renders
+ * templates) and the vocabulary adds one. Same errors as tokenizer_encode. */
+int tokenizer_encode_fragment(const tokenizer *t, const char *text, size_t len, int after_special,
+                              int32_t *out, size_t cap, size_t *n_out, char *err, size_t errlen);
+
+/* Id of the control or user-defined token whose piece is exactly
+ * text[0..len) ("<|im_start|>", "</s>"); -1 when there is none. */
+int32_t tokenizer_special_id(const tokenizer *t, const char *text, size_t len);
 
 /* Kind of token id (0 when id is out of range). */
 enum token_kind tokenizer_kind(const tokenizer *t, int32_t id);
