@@ -1,6 +1,7 @@
 /* The sandboxed engine worker: the only process that parses model bytes and
  * prompts. It holds no key, no database, no path; after start-up its only
  * channel is the IPC socket. */
+#include "chat_template.h"
 #include "ipc.h"
 #include "worker.h"
 
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WORKER_MAX_REQUEST (32u << 20)
@@ -226,6 +228,142 @@ static void serve_generate(worker_state *s, const uint8_t *payload, size_t len)
     engine_generation_free(&g);
 }
 
+/* ---- chat ------------------------------------------------------------------ */
+
+/* MSG_CHAT_SETUP: the template wanted ("" = detect), answered with the
+ * template chosen and why. */
+static void serve_chat_setup(worker_state *s, const uint8_t *payload, size_t len)
+{
+    char wanted[16], err[256];
+    const char *source = "--template";
+    chat_template t;
+    snprintf(wanted, sizeof wanted, "%.*s", (int)(len < 15 ? len : 15), (const char *)payload);
+    if (len == 0)
+        t = chat_template_detect(s->model, &source);
+    else if (len > 15 || chat_template_from_name(wanted, &t) != 0) {
+        send_error(s->sock,
+                   "unknown chat template (known: plain, llama2, zephyr, mistral, chatml)");
+        return;
+    }
+    if (chat_template_usable(s->model, t, err, sizeof err) != 0) {
+        send_error(s->sock, err);
+        return;
+    }
+    ipc_writer w;
+    ipc_writer_init(&w);
+    ipc_put_bytes(&w, chat_template_name(t), strlen(chat_template_name(t)));
+    ipc_put_bytes(&w, source, strlen(source));
+    if (!w.failed)
+        ipc_send(s->sock, MSG_CHAT_SETUP, w.data, w.len, -1, err, sizeof err);
+    ipc_writer_free(&w);
+}
+
+/* A decoded MSG_CHAT; strings point into the payload. */
+typedef struct chat_turn {
+    chat_template tmpl;
+    chat_message *msgs;
+    size_t n_msgs;
+    uint32_t delay_ms;
+    worker_request req;
+    const char *stops[16];
+} chat_turn;
+
+static int decode_chat(const uint8_t *payload, size_t len, chat_turn *t)
+{
+    ipc_reader r;
+    const uint8_t *p;
+    size_t n;
+    uint32_t count;
+    char name[16];
+    ipc_reader_init(&r, payload, len);
+    if (ipc_get_bytes(&r, &p, &n, 15) != 0)
+        return -1;
+    snprintf(name, sizeof name, "%.*s", (int)n, (const char *)p);
+    if (chat_template_from_name(name, &t->tmpl) != 0 || ipc_get_u32(&r, &count) != 0 ||
+        count == 0 || count > (r.len - r.pos) / 5 || !(t->msgs = calloc(count, sizeof *t->msgs)))
+        return -1;
+    for (uint32_t i = 0; i < count; i++) {
+        uint8_t role;
+        if (ipc_get_u8(&r, &role) != 0 || role > CHAT_ROLE_ASSISTANT ||
+            ipc_get_bytes(&r, &p, &n, WORKER_MAX_REQUEST) != 0)
+            return -1;
+        t->msgs[i] = (chat_message){(chat_role)role, (const char *)p, n};
+    }
+    t->n_msgs = count;
+    if (ipc_get_u32(&r, &t->delay_ms) != 0 || ipc_get_bytes(&r, &p, &n, WORKER_MAX_REQUEST) != 0 ||
+        !ipc_reader_done(&r))
+        return -1;
+    return decode_request(p, n, &t->req, t->stops, 16);
+}
+
+typedef struct cancel_poll {
+    int sock;
+    uint32_t delay_ms;
+} cancel_poll;
+
+/* The engine's cancel hook: a non-blocking look at the IPC socket between
+ * tokens (recvfrom with MSG_DONTWAIT on that socket is all the filter
+ * allows for it). Anything there during an answer is the monitor's
+ * MSG_CANCEL; end of stream means the monitor is gone: stop either way. */
+static int cancel_requested(void *user)
+{
+    cancel_poll *c = user;
+    uint8_t frame[IPC_HEADER + 16];
+#ifdef APPLIANCE_TEST_HOOKS
+    if (c->delay_ms) { /* test builds: a slow model, so a test can interrupt it */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+        while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 <
+               (long)c->delay_ms);
+    }
+#endif
+    ssize_t n = recvfrom(c->sock, frame, sizeof frame, MSG_DONTWAIT, NULL, NULL);
+    return n >= 0;
+}
+
+static void serve_chat(worker_state *s, const uint8_t *payload, size_t len)
+{
+    chat_turn t;
+    engine_generate_params gp;
+    engine_generation g;
+    int32_t *ids = NULL, ends[4];
+    size_t n_ids;
+    char err[512];
+    memset(&t, 0, sizeof t);
+    if (decode_chat(payload, len, &t) != 0) {
+        free(t.msgs);
+        send_error(s->sock, "malformed chat request");
+        return;
+    }
+    if (chat_template_render(s->model, t.tmpl, t.msgs, t.n_msgs, &ids, &n_ids, err, sizeof err) !=
+        0) {
+        free(t.msgs);
+        send_error(s->sock, err);
+        return;
+    }
+    cancel_poll cp = {s->sock, t.delay_ms};
+    memset(&gp, 0, sizeof gp);
+    gp.sampling = t.req.sampling;
+    gp.max_tokens = t.req.max_tokens;
+    gp.stop = chat_template_stops(t.tmpl, &gp.n_stop);
+    gp.end_tokens = ends;
+    gp.n_end_tokens = chat_template_end_tokens(s->model, t.tmpl, ends, 4);
+    gp.cancel = cancel_requested;
+    gp.cancel_user = &cp;
+    int rc =
+        engine_generate_tokens(s->ctx, ids, n_ids, &gp, stream_text, &s->sock, &g, err, sizeof err);
+    free(ids);
+    free(t.msgs);
+    if (rc != 0) {
+        send_error(s->sock, err);
+        return;
+    }
+    send_done(s->sock, &g);
+    engine_generation_free(&g);
+}
+
 #ifdef APPLIANCE_TEST_HOOKS
 /* Test builds only: do what a compromised worker would try. */
 static void attempt_violation(const uint8_t *payload, size_t len)
@@ -288,6 +426,12 @@ __attribute__((noreturn)) void worker_main(int sock, const worker_opts *given)
             worker_exit(0); /* the monitor is gone */
         if (type == MSG_GENERATE)
             serve_generate(&s, payload, len);
+        else if (type == MSG_CHAT)
+            serve_chat(&s, payload, len);
+        else if (type == MSG_CHAT_SETUP)
+            serve_chat_setup(&s, payload, len);
+        else if (type == MSG_CANCEL)
+            ; /* it arrived after the answer had ended: nothing to stop */
 #ifdef APPLIANCE_TEST_HOOKS
         else if (type == MSG_VIOLATE)
             attempt_violation(payload, len);

@@ -27,6 +27,11 @@ enum {
     MSG_ERROR = 6,    /* worker -> monitor: why a request failed */
     MSG_SHUTDOWN = 7, /* monitor -> worker */
     MSG_VIOLATE = 8,  /* monitor -> worker, test builds only: attempt a forbidden act */
+    /* appliance chat (worker_chat.c): */
+    MSG_CHAT = 16,       /* monitor -> worker: a conversation to answer; replies as MSG_GENERATE */
+    MSG_CANCEL = 17,     /* monitor -> worker: stop the answer in progress (empty payload) */
+    MSG_CHAT_SETUP = 18, /* monitor -> worker: template wanted ("" = detect); worker -> monitor:
+                            the template chosen and why */
 };
 
 /* Forbidden acts a test build can ask the worker to attempt (each must end
@@ -114,6 +119,34 @@ void worker_stop(worker *w);
 /* Test builds only: asks the worker to attempt a forbidden act, then
  * reports how it ended. */
 worker_status worker_provoke(worker *w, violation v, const char *path, char *err, size_t errlen);
+
+/* ---- chat (worker_chat.c) ---- */
+
+/* One turn: the conversation so far (messages alternate user and assistant
+ * after an optional system message, ending with the user's new one), the
+ * template to render it with, and the generation parameters (req.prompt is
+ * unused). */
+typedef struct worker_chat_request {
+    const char *template_name;
+    const struct chat_message *messages;
+    size_t n_messages;
+    worker_request gen;
+    uint32_t test_token_delay_ms; /* test builds only: the worker waits this long per token */
+} worker_chat_request;
+
+/* Asks the worker which template it renders with: `wanted` (NULL or "" to
+ * detect it from the model). Fills name (a known template name) and source
+ * (why, for the user). WORKER_REQUEST_FAILED when the model cannot use the
+ * wanted template. */
+worker_status worker_chat_setup(worker *w, const char *wanted, char name[16], char source[32],
+                                char *err, size_t errlen);
+/* Runs one turn, streaming text to on_text. While it runs, whenever
+ * cancel_fd (>= 0, e.g. a signalfd for SIGINT) becomes readable, it is
+ * drained and the worker is told to stop (MSG_CANCEL): the turn then ends
+ * with ENGINE_FINISH_CANCELLED and the tokens so far. Statuses as
+ * worker_generate. */
+worker_status worker_chat(worker *w, const worker_chat_request *req, worker_text_fn on_text,
+                          void *user, int cancel_fd, worker_result *out, char *err, size_t errlen);
 
 /* 1 when len bytes are well-formed UTF-8. */
 int utf8_valid(const char *s, size_t len);

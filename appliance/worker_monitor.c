@@ -1,10 +1,12 @@
 /* The monitor's side of the worker: start it, feed it, read what it says as
  * hostile, and reap it however it ends. */
 #include "ipc.h"
+#include "chat_template.h"
 #include "worker.h"
 
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,7 +280,7 @@ static int decode_done(const worker *w, const worker_request *q, const uint8_t *
     ipc_reader_init(&r, payload, len);
     if (get_tokens(&r, w->model.n_vocab, w->model.n_ctx, &out->prompt_tokens, &out->n_prompt) ||
         get_tokens(&r, w->model.n_vocab, q->max_tokens, &out->tokens, &out->n_tokens) ||
-        ipc_get_u8(&r, &finish) || finish > ENGINE_FINISH_STOP ||
+        ipc_get_u8(&r, &finish) || finish > ENGINE_FINISH_CANCELLED ||
         ipc_get_bytes(&r, &text, &n, MAX_TEXT_BYTES) || !utf8_valid((const char *)text, n) ||
         ipc_get_f64(&r, &out->prompt_ms) || ipc_get_f64(&r, &out->decode_ms) ||
         ipc_get_u32(&r, &out->n_decode_evals) || out->n_decode_evals > q->max_tokens ||
@@ -303,17 +305,54 @@ void worker_result_free(worker_result *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Streams MSG_TEXT pieces until MSG_DONE or MSG_ERROR. */
+/* Waits until the worker has something to say. Meanwhile each time
+ * cancel_fd is readable it is drained, and the first time the worker is
+ * told to stop. A silent worker is reaped as receive() does. */
+static worker_status await_reply(worker *w, int cancel_fd, int *cancel_sent, char *err,
+                                 size_t errlen)
+{
+    for (;;) {
+        struct pollfd p[2] = {{.fd = w->sock, .events = POLLIN},
+                              {.fd = cancel_fd, .events = POLLIN}};
+        int rc = poll(p, 2, w->opts.reply_timeout_ms);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc == 0) {
+            reap(w, err, errlen);
+            snprintf(err, errlen, "the engine worker did not answer within %d ms and was killed",
+                     w->opts.reply_timeout_ms);
+            return WORKER_TIMED_OUT;
+        }
+        if (rc > 0 && (p[1].revents & POLLIN)) {
+            char drain[256];
+            if (read(cancel_fd, drain, sizeof drain) < 0 && errno != EAGAIN && errno != EINTR)
+                cancel_fd = -1; /* unreadable: stop watching it */
+            if (!*cancel_sent && ipc_send(w->sock, MSG_CANCEL, NULL, 0, -1, err, errlen) != 0)
+                return reap(w, err, errlen);
+            *cancel_sent = 1;
+        }
+        if (rc < 0 || (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            return WORKER_OK; /* receive() reads it, or reports the failure */
+    }
+}
+
+/* Streams MSG_TEXT pieces until MSG_DONE or MSG_ERROR; see worker_chat for
+ * cancel_fd (-1: none). */
 static worker_status read_replies(worker *w, const worker_request *req, worker_text_fn on_text,
-                                  void *user, worker_result *out, char *err, size_t errlen)
+                                  void *user, int cancel_fd, worker_result *out, char *err,
+                                  size_t errlen)
 {
     size_t streamed = 0;
+    int cancel_sent = 0;
     for (;;) {
         uint8_t type, *payload;
         size_t len;
         worker_status ws =
-            receive(w, &type, &payload, &len, MAX_TEXT_BYTES + 64 * 1024 + 8 * (size_t)MAX_TOKENS,
-                    err, errlen);
+            cancel_fd >= 0 ? await_reply(w, cancel_fd, &cancel_sent, err, errlen) : WORKER_OK;
+        if (ws != WORKER_OK)
+            return ws;
+        ws = receive(w, &type, &payload, &len, MAX_TEXT_BYTES + 64 * 1024 + 8 * (size_t)MAX_TOKENS,
+                     err, errlen);
         if (ws != WORKER_OK)
             return ws;
         if (type == MSG_TEXT) {
@@ -331,7 +370,8 @@ static worker_status read_replies(worker *w, const worker_request *req, worker_t
             free(payload);
             return WORKER_REQUEST_FAILED;
         }
-        int ok = type == MSG_DONE && decode_done(w, req, payload, len, out) == 0;
+        int ok = type == MSG_DONE && decode_done(w, req, payload, len, out) == 0 &&
+                 (out->finish != ENGINE_FINISH_CANCELLED || cancel_sent);
         free(payload);
         if (!ok) {
             worker_result_free(out);
@@ -356,7 +396,7 @@ worker_status worker_generate(worker *w, const worker_request *req, worker_text_
         return reap(w, err, errlen);
     }
     ipc_writer_free(&iw);
-    return read_replies(w, req, on_text, user, out, err, errlen);
+    return read_replies(w, req, on_text, user, -1, out, err, errlen);
 }
 
 void worker_stop(worker *w)
@@ -397,4 +437,87 @@ worker_status worker_provoke(worker *w, violation v, const char *path, char *err
         snprintf(err, errlen, "the worker survived a forbidden act");
     }
     return ws;
+}
+
+/* ---- chat ------------------------------------------------------------------ */
+
+worker_status worker_chat_setup(worker *w, const char *wanted, char name[16], char source[32],
+                                char *err, size_t errlen)
+{
+    uint8_t type, *payload;
+    size_t len, nn, ns;
+    const uint8_t *pn, *ps;
+    chat_template t;
+    if (w->pid <= 0) {
+        snprintf(err, errlen, "the engine worker is not running");
+        return WORKER_CRASHED;
+    }
+    wanted = wanted ? wanted : "";
+    if (ipc_send(w->sock, MSG_CHAT_SETUP, wanted, strlen(wanted), -1, err, errlen) != 0)
+        return reap(w, err, errlen);
+    worker_status ws = receive(w, &type, &payload, &len, 4096, err, errlen);
+    if (ws != WORKER_OK)
+        return ws;
+    if (type == MSG_ERROR) {
+        take_worker_error(payload, len, err, errlen);
+        free(payload);
+        return WORKER_REQUEST_FAILED;
+    }
+    ipc_reader r;
+    ipc_reader_init(&r, payload, len);
+    int ok = type == MSG_CHAT_SETUP && ipc_get_bytes(&r, &pn, &nn, 15) == 0 &&
+             ipc_get_bytes(&r, &ps, &ns, 31) == 0 && ipc_reader_done(&r);
+    if (ok) {
+        copy_field(name, 16, pn, nn);
+        ok = chat_template_from_name(name, &t) == 0 && utf8_valid((const char *)ps, ns) &&
+             !memchr(ps, '\n', ns);
+        copy_field(source, 32, ps, ns);
+    }
+    free(payload);
+    return ok ? WORKER_OK : protocol_error(w, "template answer", err, errlen);
+}
+
+/* MSG_CHAT: template, messages, the test delay, then a generation request
+ * (its prompt empty). */
+static int encode_chat(const worker_chat_request *q, ipc_writer *w)
+{
+    ipc_writer tail;
+    worker_request gen = q->gen;
+    if (!gen.prompt) {
+        gen.prompt = "";
+        gen.prompt_len = 0;
+    }
+    if (encode_request(&gen, &tail) != 0) {
+        ipc_writer_free(&tail);
+        return -1;
+    }
+    ipc_writer_init(w);
+    ipc_put_bytes(w, q->template_name, strlen(q->template_name));
+    ipc_put_u32(w, (uint32_t)q->n_messages);
+    for (size_t i = 0; i < q->n_messages; i++) {
+        ipc_put_u8(w, (uint8_t)q->messages[i].role);
+        ipc_put_bytes(w, q->messages[i].content, q->messages[i].len);
+    }
+    ipc_put_u32(w, q->test_token_delay_ms);
+    ipc_put_bytes(w, tail.data, tail.len);
+    ipc_writer_free(&tail);
+    return w->failed ? -1 : 0;
+}
+
+worker_status worker_chat(worker *w, const worker_chat_request *req, worker_text_fn on_text,
+                          void *user, int cancel_fd, worker_result *out, char *err, size_t errlen)
+{
+    ipc_writer iw;
+    memset(out, 0, sizeof *out);
+    if (w->pid <= 0) {
+        snprintf(err, errlen, "the engine worker is not running");
+        return WORKER_CRASHED;
+    }
+    if (encode_chat(req, &iw) != 0 ||
+        ipc_send(w->sock, MSG_CHAT, iw.data, iw.len, -1, err, errlen) != 0) {
+        ipc_writer_free(&iw);
+        return reap(w, err, errlen);
+    }
+    ipc_writer_free(&iw);
+    return read_replies(w, &req->gen, on_text, user, cancel_fd, out, err, errlen);
 }

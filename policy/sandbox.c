@@ -27,11 +27,12 @@
 
 /* Argument conditions a rule can carry. */
 typedef enum {
-    ARG_ANY,          /* no condition */
-    ARG_FD_IPC,       /* arg0 == the IPC socket */
-    ARG_FD_IPC_ERR,   /* arg0 == the IPC socket or stderr */
-    ARG_PROT_NO_EXEC, /* arg2 (prot) without PROT_EXEC */
-    ARG_NOT_AF_UNIX,  /* arg0 (domain) != AF_UNIX */
+    ARG_ANY,           /* no condition */
+    ARG_FD_IPC,        /* arg0 == the IPC socket */
+    ARG_FD_IPC_ERR,    /* arg0 == the IPC socket or stderr */
+    ARG_FD_IPC_NOWAIT, /* arg0 == the IPC socket and arg3 (flags) == MSG_DONTWAIT */
+    ARG_PROT_NO_EXEC,  /* arg2 (prot) without PROT_EXEC */
+    ARG_NOT_AF_UNIX,   /* arg0 (domain) != AF_UNIX */
 } arg_rule;
 
 typedef struct {
@@ -45,6 +46,8 @@ typedef struct {
 static const filter_entry worker_allow[] = {
     {SCMP_SYS(read), "read", ARG_FD_IPC, "requests from the monitor"},
     {SCMP_SYS(write), "write", ARG_FD_IPC_ERR, "tokens to the monitor; diagnostics to stderr"},
+    {SCMP_SYS(recvfrom), "recvfrom", ARG_FD_IPC_NOWAIT,
+     "a look for the monitor's cancel between tokens"},
     {SCMP_SYS(mmap), "mmap", ARG_PROT_NO_EXEC, "memory for activations, never executable"},
     {SCMP_SYS(mprotect), "mprotect", ARG_PROT_NO_EXEC, "allocator guard pages, never executable"},
     {SCMP_SYS(munmap), "munmap", ARG_ANY, "free memory"},
@@ -81,6 +84,8 @@ static const char *arg_text(arg_rule arg, int deny)
         return "allow if fd is the IPC socket";
     case ARG_FD_IPC_ERR:
         return "allow if fd is the IPC socket or stderr";
+    case ARG_FD_IPC_NOWAIT:
+        return "allow if fd is the IPC socket and flags are MSG_DONTWAIT";
     case ARG_PROT_NO_EXEC:
         return "allow if prot lacks PROT_EXEC";
     case ARG_NOT_AF_UNIX:
@@ -103,6 +108,9 @@ static int add_rule(scmp_filter_ctx ctx, uint32_t action, const filter_entry *e,
             seccomp_rule_add(ctx, action, e->nr, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)ipc_fd));
         return rc ? rc : seccomp_rule_add(ctx, action, e->nr, 1, SCMP_A0(SCMP_CMP_EQ, 2));
     }
+    case ARG_FD_IPC_NOWAIT:
+        return seccomp_rule_add(ctx, action, e->nr, 2, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)ipc_fd),
+                                SCMP_A3(SCMP_CMP_EQ, MSG_DONTWAIT));
     case ARG_PROT_NO_EXEC:
         return seccomp_rule_add(ctx, action, e->nr, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     case ARG_NOT_AF_UNIX:
