@@ -20,16 +20,21 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The command that speaks: generate, or attest replay rerunning one. */
-#define CMD (s->req->replay ? "attest replay" : "generate")
+/* The command that speaks: generate, chat, or attest replay rerunning one. */
+#define CMD (s->req->replay ? "attest replay" : s->req->chat ? "chat" : "generate")
 
 #ifdef APPLIANCE_SANITIZE
 void __lsan_do_leak_check(void);
 #endif
 
-typedef struct session {
-    const gen_request *req;
-    gen_outcome *out;
+typedef struct session session;
+
+struct session {
+    const gen_request *req; /* the request in progress (or the one that opened the session) */
+    gen_outcome *out;       /* its outcome */
+    gen_outcome base;       /* what the session's requests share: model, policy, worker */
+    const gen_request *limits_checked; /* the request check_limits already passed */
+    int monitor_locked;
     admin a; /* home, policy, audit log (NULL without a home) and actor */
     audit_store_mode mode;
     uint8_t reviewer_pk[32];
@@ -41,7 +46,7 @@ typedef struct session {
     uint8_t salt[ATTEST_SALT_LEN];
     uint8_t prompt_hash[AUDIT_HASH_LEN], output_hash[AUDIT_HASH_LEN];
     struct timespec started, finished;
-} session;
+};
 
 static double now_ms(void)
 {
@@ -158,13 +163,14 @@ static int check_limits(session *s)
             return refuse(s, "limits.requests_per_minute", why);
         }
     }
-    size_t len = strlen(s->req->prompt);
+    /* A chat turn is limited by what the user typed now, not the history. */
+    size_t len = s->req->chat ? s->req->chat->user_bytes : strlen(s->req->prompt);
     if ((int64_t)len > s->a.pol.max_prompt_bytes) {
-        snprintf(why, sizeof why, "the prompt has %zu bytes, the limit is %lld", len,
-                 (long long)s->a.pol.max_prompt_bytes);
+        snprintf(why, sizeof why, "the %s has %zu bytes, the limit is %lld",
+                 s->req->chat ? "message" : "prompt", len, (long long)s->a.pol.max_prompt_bytes);
         return refuse(s, "limits.max_prompt_bytes", why);
     }
-    if (!utf8_valid(s->req->prompt, len)) {
+    if (!utf8_valid(s->req->prompt, strlen(s->req->prompt))) {
         cli_error(CMD, "the prompt is not valid UTF-8");
         audit_event(s, AUDIT_KIND_REFUSAL, json_pack("{s:s}", "reason", "prompt not UTF-8"));
         return EXIT_FAIL;
@@ -179,6 +185,7 @@ static int check_limits(session *s)
                  (long long)s->a.pol.context);
         return refuse(s, "limits.context", why);
     }
+    s->limits_checked = s->req;
     return EXIT_OK;
 }
 
@@ -312,6 +319,9 @@ static int start_worker(session *s)
         return fail_event(s, kind_of(ws), err);
     s->out->observed = s->w.observed;
     snprintf(s->out->kernels, sizeof s->out->kernels, "%s", s->w.model.kernels);
+    if (s->monitor_locked) /* a replacement worker: the monitor is locked already */
+        return EXIT_OK;
+    s->monitor_locked = 1;
     /* From here the monitor itself can reach no network and exec nothing. */
 #ifdef APPLIANCE_SANITIZE
     /* LeakSanitizer's exit-time check needs ptrace, which the filter denies:
@@ -340,6 +350,13 @@ static json_t *sampling_json(const engine_sampler_params *p)
                      p->repeat_last_n, "seed", seed);
 }
 
+/* A chat turn's place in its conversation, in its prompt entry. */
+static json_t *chat_json(const gen_chat *c)
+{
+    return json_pack("{s:s, s:I, s:s}", "conversation_id", c->conversation_id, "turn",
+                     (json_int_t)c->turn, "template", c->template_name);
+}
+
 /* Write-ahead: durable before the engine sees the prompt, or no generation. */
 static int audit_prompt(session *s)
 {
@@ -354,6 +371,8 @@ static int audit_prompt(session *s)
         s->signer, "policy_digest", s->out->policy_digest, "sampling",
         sampling_json(&s->req->sampling), "max_tokens", s->req->max_tokens, "sandbox",
         facts_json(&s->w.observed), "kernels", s->w.model.kernels, "prompt_salt", s->out->salt_hex);
+    if (meta && s->req->chat)
+        json_object_set_new(meta, "chat", chat_json(s->req->chat));
     char *text = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(meta);
     int rc = text ? audit_append_prompt(s->a.log, s->out->request_id, s->a.actor, s->mode,
@@ -388,6 +407,8 @@ static int audit_output(session *s)
                   "tokens", ids_json(r->tokens, r->n_tokens), "token_count", (int)r->n_tokens,
                   "finish_reason", engine_finish_name(r->finish), "timings_us", "prompt",
                   (json_int_t)(r->prompt_ms * 1e3), "decode", (json_int_t)(r->decode_ms * 1e3));
+    if (meta && s->req->chat)
+        json_object_set_new(meta, "conversation_id", json_string(s->req->chat->conversation_id));
     char *text = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(meta);
     int rc = text ? audit_append_output(s->a.log, s->out->request_id, s->a.actor, s->mode,
@@ -420,7 +441,9 @@ static void describe_generation(session *s, attest_generation *g, char *started,
                                     s->req->sampling.seed,           s->req->max_tokens};
     g->prompt_tokens = r->n_prompt;
     g->output_tokens = r->n_tokens;
-    g->finish_reason = engine_finish_name(r->finish);
+    /* PREDICATE.md's "stop" covers a caller's stop: a user's cancel. */
+    g->finish_reason =
+        r->finish == ENGINE_FINISH_CANCELLED ? "stop" : engine_finish_name(r->finish);
     g->audit_log_id = audit_log_id(s->a.log);
     g->prompt_entry.seq = s->out->prompt_seq;
     g->output_entry.seq = s->out->output_seq;
@@ -532,7 +555,16 @@ static int run_request(session *s, gen_text_fn on_text, void *user)
                          .prompt_len = strlen(s->req->prompt),
                          .sampling = s->req->sampling,
                          .max_tokens = s->req->max_tokens};
-    ws = worker_generate(&s->w, &wr, on_text, user, &s->out->result, err, sizeof err);
+    if (s->req->chat) {
+        const gen_chat *c = s->req->chat;
+        worker_chat_request cr = {.template_name = c->template_name,
+                                  .messages = c->messages,
+                                  .n_messages = c->n_messages,
+                                  .gen = wr,
+                                  .test_token_delay_ms = c->test_token_delay_ms};
+        ws = worker_chat(&s->w, &cr, on_text, user, c->cancel_fd, &s->out->result, err, sizeof err);
+    } else
+        ws = worker_generate(&s->w, &wr, on_text, user, &s->out->result, err, sizeof err);
     clock_gettime(CLOCK_REALTIME, &s->finished);
     if (ws != WORKER_OK)
         return fail_event(s, kind_of(ws), err);
@@ -550,43 +582,121 @@ static void close_session(session *s)
     admin_close(&s->a);
 }
 
+/* A fresh request id and prompt salt in s->out. */
+static int draw_request_ids(session *s)
+{
+    uint8_t id[16];
+    if (getrandom(id, sizeof id, 0) != sizeof id) {
+        cli_error(CMD, "cannot draw a request id: %s", strerror(errno));
+        return EXIT_FAIL;
+    }
+    sodium_bin2hex(s->out->request_id, sizeof s->out->request_id, id, sizeof id);
+    if (getrandom(s->salt, sizeof s->salt, 0) != sizeof s->salt) {
+        cli_error(CMD, "cannot draw the prompt salt: %s", strerror(errno));
+        return EXIT_FAIL;
+    }
+    sodium_bin2hex(s->out->salt_hex, sizeof s->out->salt_hex, s->salt, sizeof s->salt);
+    return EXIT_OK;
+}
+
+int gen_session_open(const app_ctx *ctx, const gen_request *req, gen_session **sp)
+{
+    session *s = calloc(1, sizeof *s);
+    *sp = NULL;
+    if (!s) {
+        cli_error(req->replay ? "attest replay" : req->chat ? "chat" : "generate", "out of memory");
+        return EXIT_FAIL;
+    }
+    s->req = req;
+    s->out = &s->base;
+    s->model_fd = -1;
+    s->w.pid = -1;
+    s->w.sock = -1;
+    signal(SIGPIPE, SIG_IGN); /* a dead worker is an error to handle, not our death */
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error: refuse, don't die */
+    int rc = draw_request_ids(s);
+    if (rc == EXIT_OK)
+        rc = open_session(ctx, s) != 0 ? EXIT_FAIL : EXIT_OK;
+    if (rc == EXIT_OK && req->attest_path && !s->a.log) {
+        cli_error(CMD, "--attest needs an appliance home (its device key signs; run 'appliance "
+                       "init')");
+        rc = EXIT_FAIL;
+    }
+    if (rc == EXIT_OK && req->prompt) /* refused before the model is even copied */
+        rc = check_limits(s);
+    if (rc == EXIT_OK)
+        rc = load_model(s);
+    if (rc == EXIT_OK)
+        rc = start_worker(s);
+    if (rc != EXIT_OK) {
+        gen_session_close(s, 0);
+        return rc;
+    }
+    *sp = s;
+    return EXIT_OK;
+}
+
+int gen_session_run(gen_session *s, const gen_request *req, gen_text_fn on_text, void *user,
+                    gen_outcome *out)
+{
+    *out = s->base; /* the model, policy and worker facts */
+    memset(&out->result, 0, sizeof out->result);
+    out->audited = 0;
+    out->prompt_seq = out->output_seq = out->attestation_seq = 0;
+    s->req = req;
+    s->out = out;
+    /* The request that opened the session keeps the ids drawn then (its
+     * refusals or load errors were audited under them). */
+    int rc = s->limits_checked == req ? EXIT_OK : draw_request_ids(s);
+    if (rc == EXIT_OK && s->limits_checked != req)
+        rc = check_limits(s);
+    if (rc == EXIT_OK && s->w.pid <= 0) /* the last worker died: a new one, history re-fed */
+        rc = start_worker(s);
+    if (rc == EXIT_OK)
+        rc = audit_prompt(s);
+    if (rc == EXIT_OK)
+        rc = run_request(s, on_text, user);
+    out->observed = s->w.pid > 0 ? s->w.observed : out->observed;
+    return rc;
+}
+
+const worker *gen_session_worker(gen_session *s)
+{
+    return &s->w;
+}
+
+int gen_session_has_log(const gen_session *s)
+{
+    return s->a.log != NULL;
+}
+
+void gen_session_close(gen_session *s, int checkpoint)
+{
+    char err[512], *note;
+    if (!s)
+        return;
+    worker_stop(&s->w);
+    /* At a clean end of a session, one signed checkpoint covers all of it. */
+    if (checkpoint && s->a.log) {
+        if (!(note = device_checkpoint(s->a.log, s->a.h.device_key, s->a.actor, err, sizeof err)))
+            fprintf(stderr, "appliance: warning: the closing audit checkpoint failed: %s\n", err);
+        free(note);
+    }
+    close_session(s);
+    sodium_memzero(s, sizeof *s);
+    free(s);
+}
+
 int generate_as_monitor(const app_ctx *ctx, const gen_request *req, gen_text_fn on_text, void *user,
                         gen_outcome *out)
 {
-    session s = {.req = req, .out = out, .model_fd = -1, .w = {.pid = -1, .sock = -1}};
-    uint8_t id[16];
+    gen_session *s;
     memset(out, 0, sizeof *out);
-    if (getrandom(id, sizeof id, 0) != sizeof id) {
-        cli_error(req->replay ? "attest replay" : "generate", "cannot draw a request id: %s",
-                  strerror(errno));
-        return EXIT_FAIL;
-    }
-    sodium_bin2hex(out->request_id, sizeof out->request_id, id, sizeof id);
-    if (getrandom(s.salt, sizeof s.salt, 0) != sizeof s.salt) {
-        cli_error(req->replay ? "attest replay" : "generate", "cannot draw the prompt salt: %s",
-                  strerror(errno));
-        return EXIT_FAIL;
-    }
-    sodium_bin2hex(out->salt_hex, sizeof out->salt_hex, s.salt, sizeof s.salt);
-    signal(SIGPIPE, SIG_IGN); /* a dead worker is an error to handle, not our death */
-    signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error: refuse, don't die */
-    int rc = open_session(ctx, &s) != 0 ? EXIT_FAIL : EXIT_OK;
-    if (rc == EXIT_OK && req->attest_path && !s.a.log) {
-        cli_error(req->replay ? "attest replay" : "generate",
-                  "--attest needs an appliance home (its device key signs; run 'appliance init')");
-        rc = EXIT_FAIL;
-    }
-    if (rc == EXIT_OK)
-        rc = check_limits(&s);
-    if (rc == EXIT_OK)
-        rc = load_model(&s);
-    if (rc == EXIT_OK)
-        rc = start_worker(&s);
-    if (rc == EXIT_OK)
-        rc = audit_prompt(&s);
-    if (rc == EXIT_OK)
-        rc = run_request(&s, on_text, user);
-    close_session(&s);
+    int rc = gen_session_open(ctx, req, &s);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = gen_session_run(s, req, on_text, user, out);
+    gen_session_close(s, 0);
     return rc;
 }
 

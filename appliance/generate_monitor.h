@@ -11,10 +11,23 @@
 #include "policy.h"
 #include "worker.h"
 
+/* A chat turn: the worker renders these messages with the template
+ * instead of taking a plain prompt (appliance chat, attest replay of one). */
+typedef struct gen_chat {
+    const char *template_name; /* as worker_chat_setup chose it */
+    const struct chat_message *messages;
+    size_t n_messages;
+    const char *conversation_id;  /* 32 hex digits, in every entry of the conversation */
+    uint32_t turn;                /* 1, 2, ... since the conversation began */
+    size_t user_bytes;            /* the new user message: limits.max_prompt_bytes */
+    int cancel_fd;                /* readable = stop the answer (a SIGINT signalfd), or -1 */
+    uint32_t test_token_delay_ms; /* test builds only: a slow worker */
+} gen_chat;
+
 typedef struct gen_request {
     const char *model_path; /* or NULL with synthetic */
     const char *synthetic;
-    const char *prompt;
+    const char *prompt; /* for a chat turn: the committed conversation (chat_transcript.h) */
     const char *kernels;
     uint32_t max_tokens, n_ctx;
     int threads;
@@ -26,6 +39,7 @@ typedef struct gen_request {
      * (hex), which the caller took from a verified OMS bundle. */
     int replay;
     const char *expect_sha256;
+    const gen_chat *chat; /* a chat turn, or NULL */
 } gen_request;
 
 typedef struct gen_outcome {
@@ -50,5 +64,26 @@ typedef int (*gen_text_fn)(void *user, const char *text, size_t len);
 int generate_as_monitor(const app_ctx *ctx, const gen_request *req, gen_text_fn on_text, void *user,
                         gen_outcome *out);
 void gen_outcome_free(gen_outcome *out);
+
+/* A session of several requests on one verified model and one worker
+ * (appliance chat). generate_as_monitor is open + run + close.
+ *
+ * gen_session_open: the policy and audit log, the limits of req when it
+ * has a prompt, the sealed model copy, the worker and the monitor's own
+ * filter. gen_session_run: one request, audited as generate's (limits,
+ * write-ahead prompt entry, output, attestation, periodic checkpoint); a
+ * worker lost in an earlier request is replaced first. gen_session_close:
+ * stops the worker and, when checkpoint and there is a log, signs one
+ * closing checkpoint (the device key is loaded only for it). Errors are
+ * printed once; the functions return EXIT_OK or EXIT_FAIL. */
+typedef struct session gen_session;
+int gen_session_open(const app_ctx *ctx, const gen_request *req, gen_session **s);
+int gen_session_run(gen_session *s, const gen_request *req, gen_text_fn on_text, void *user,
+                    gen_outcome *out);
+void gen_session_close(gen_session *s, int checkpoint);
+/* The current worker (its model info and sandbox facts); pid <= 0 when lost. */
+const worker *gen_session_worker(gen_session *s);
+/* 1 when requests are audited (there is an appliance home). */
+int gen_session_has_log(const gen_session *s);
 
 #endif
