@@ -6,6 +6,7 @@ static const command table[] = {
     {"init", "create the appliance home: keys, policy, audit and model places", cmd_init},
     {"status", "show the home, policy digest, key fingerprints and what exists", cmd_status},
     {"generate", "generate text from a model and a prompt", cmd_generate},
+    {"chat", "talk with a model in the terminal, every turn audited", cmd_chat},
     {"bench", "measure prefill and decode speed against the memory bound", cmd_bench},
     {"model", "install, list and remove signed models", cmd_model},
     {"trust", "add, list and remove trusted model publishers", cmd_trust},

@@ -15,6 +15,7 @@ int cmd_keygen(const app_ctx *ctx, int argc, char **argv);
 int cmd_policy(const app_ctx *ctx, int argc, char **argv);
 int cmd_version(const app_ctx *ctx, int argc, char **argv);
 int cmd_generate(const app_ctx *ctx, int argc, char **argv);
+int cmd_chat(const app_ctx *ctx, int argc, char **argv);
 int cmd_bench(const app_ctx *ctx, int argc, char **argv);
 int cmd_model(const app_ctx *ctx, int argc, char **argv);
 int cmd_trust(const app_ctx *ctx, int argc, char **argv);

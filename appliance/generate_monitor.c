@@ -33,7 +33,7 @@ struct session {
     const gen_request *req; /* the request in progress (or the one that opened the session) */
     gen_outcome *out;       /* its outcome */
     gen_outcome base;       /* what the session's requests share: model, policy, worker */
-    const gen_request *limits_checked; /* the request check_limits already passed */
+    int opener_checked;     /* the request that opened the session passed check_limits */
     int monitor_locked;
     admin a; /* home, policy, audit log (NULL without a home) and actor */
     audit_store_mode mode;
@@ -185,7 +185,6 @@ static int check_limits(session *s)
                  (long long)s->a.pol.context);
         return refuse(s, "limits.context", why);
     }
-    s->limits_checked = s->req;
     return EXIT_OK;
 }
 
@@ -561,6 +560,7 @@ static int run_request(session *s, gen_text_fn on_text, void *user)
                                   .messages = c->messages,
                                   .n_messages = c->n_messages,
                                   .gen = wr,
+                                  .reset_cache = c->fresh_cache,
                                   .test_token_delay_ms = c->test_token_delay_ms};
         ws = worker_chat(&s->w, &cr, on_text, user, c->cancel_fd, &s->out->result, err, sizeof err);
     } else
@@ -622,8 +622,10 @@ int gen_session_open(const app_ctx *ctx, const gen_request *req, gen_session **s
                        "init')");
         rc = EXIT_FAIL;
     }
-    if (rc == EXIT_OK && req->prompt) /* refused before the model is even copied */
+    if (rc == EXIT_OK && req->prompt) { /* refused before the model is even copied */
         rc = check_limits(s);
+        s->opener_checked = rc == EXIT_OK;
+    }
     if (rc == EXIT_OK)
         rc = load_model(s);
     if (rc == EXIT_OK)
@@ -647,8 +649,10 @@ int gen_session_run(gen_session *s, const gen_request *req, gen_text_fn on_text,
     s->out = out;
     /* The request that opened the session keeps the ids drawn then (its
      * refusals or load errors were audited under them). */
-    int rc = s->limits_checked == req ? EXIT_OK : draw_request_ids(s);
-    if (rc == EXIT_OK && s->limits_checked != req)
+    int opener = s->opener_checked;
+    s->opener_checked = 0;
+    int rc = opener ? EXIT_OK : draw_request_ids(s);
+    if (rc == EXIT_OK && !opener)
         rc = check_limits(s);
     if (rc == EXIT_OK && s->w.pid <= 0) /* the last worker died: a new one, history re-fed */
         rc = start_worker(s);
@@ -660,9 +664,21 @@ int gen_session_run(gen_session *s, const gen_request *req, gen_text_fn on_text,
     return rc;
 }
 
-const worker *gen_session_worker(gen_session *s)
+worker *gen_session_worker(gen_session *s)
 {
     return &s->w;
+}
+
+int gen_session_audit(gen_session *s, audit_kind kind, const char *request_id, json_t *body)
+{
+    gen_outcome *saved = s->out;
+    gen_outcome tmp;
+    memset(&tmp, 0, sizeof tmp);
+    snprintf(tmp.request_id, sizeof tmp.request_id, "%s", request_id);
+    s->out = &tmp; /* audit_event names the request in s->out */
+    int rc = audit_event(s, kind, body);
+    s->out = saved;
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 int gen_session_has_log(const gen_session *s)

@@ -4,6 +4,8 @@
 #ifndef APPLIANCE_GENERATE_MONITOR_H
 #define APPLIANCE_GENERATE_MONITOR_H
 
+#include <jansson.h>
+
 #include "attest.h"
 #include "audit.h"
 #include "cli.h"
@@ -21,6 +23,7 @@ typedef struct gen_chat {
     uint32_t turn;                /* 1, 2, ... since the conversation began */
     size_t user_bytes;            /* the new user message: limits.max_prompt_bytes */
     int cancel_fd;                /* readable = stop the answer (a SIGINT signalfd), or -1 */
+    int fresh_cache;              /* the worker forgets its KV cache first (/reset) */
     uint32_t test_token_delay_ms; /* test builds only: a slow worker */
 } gen_chat;
 
@@ -82,7 +85,10 @@ int gen_session_run(gen_session *s, const gen_request *req, gen_text_fn on_text,
                     gen_outcome *out);
 void gen_session_close(gen_session *s, int checkpoint);
 /* The current worker (its model info and sandbox facts); pid <= 0 when lost. */
-const worker *gen_session_worker(gen_session *s);
+worker *gen_session_worker(gen_session *s);
+/* Appends an event entry (body consumed) under request_id when there is a
+ * log; EXIT_FAIL after printing why when the log refused it. */
+int gen_session_audit(gen_session *s, audit_kind kind, const char *request_id, json_t *body);
 /* 1 when requests are audited (there is an appliance home). */
 int gen_session_has_log(const gen_session *s);
 

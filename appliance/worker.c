@@ -263,6 +263,7 @@ typedef struct chat_turn {
     chat_template tmpl;
     chat_message *msgs;
     size_t n_msgs;
+    uint8_t reset_cache;
     uint32_t delay_ms;
     worker_request req;
     const char *stops[16];
@@ -290,7 +291,8 @@ static int decode_chat(const uint8_t *payload, size_t len, chat_turn *t)
         t->msgs[i] = (chat_message){(chat_role)role, (const char *)p, n};
     }
     t->n_msgs = count;
-    if (ipc_get_u32(&r, &t->delay_ms) != 0 || ipc_get_bytes(&r, &p, &n, WORKER_MAX_REQUEST) != 0 ||
+    if (ipc_get_u8(&r, &t->reset_cache) != 0 || t->reset_cache > 1 ||
+        ipc_get_u32(&r, &t->delay_ms) != 0 || ipc_get_bytes(&r, &p, &n, WORKER_MAX_REQUEST) != 0 ||
         !ipc_reader_done(&r))
         return -1;
     return decode_request(p, n, &t->req, t->stops, 16);
@@ -344,6 +346,8 @@ static void serve_chat(worker_state *s, const uint8_t *payload, size_t len)
         return;
     }
     cancel_poll cp = {s->sock, t.delay_ms};
+    if (t.reset_cache)
+        engine_ctx_reset(s->ctx);
     memset(&gp, 0, sizeof gp);
     gp.sampling = t.req.sampling;
     gp.max_tokens = t.req.max_tokens;

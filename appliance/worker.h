@@ -131,6 +131,7 @@ typedef struct worker_chat_request {
     const struct chat_message *messages;
     size_t n_messages;
     worker_request gen;
+    int reset_cache;              /* forget the KV cache first (a new conversation) */
     uint32_t test_token_delay_ms; /* test builds only: the worker waits this long per token */
 } worker_chat_request;
 

@@ -498,6 +498,7 @@ static int encode_chat(const worker_chat_request *q, ipc_writer *w)
         ipc_put_u8(w, (uint8_t)q->messages[i].role);
         ipc_put_bytes(w, q->messages[i].content, q->messages[i].len);
     }
+    ipc_put_u8(w, q->reset_cache ? 1 : 0);
     ipc_put_u32(w, q->test_token_delay_ms);
     ipc_put_bytes(w, tail.data, tail.len);
     ipc_writer_free(&tail);
