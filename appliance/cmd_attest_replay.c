@@ -3,6 +3,7 @@
  * deterministic for any thread count on the recorded kernel path. */
 #include "admin.h"
 #include "attest.h"
+#include "chat_transcript.h"
 #include "commands.h"
 #include "generate_monitor.h"
 #include "models.h"
@@ -35,7 +36,10 @@ static void replay_help(void)
            "home's trusted publishers) and that its root digest is the attested one,\n"
            "then reruns the generation in the sandbox with the recorded parameters,\n"
            "seed and kernel path, and compares the output's SHA-256 with the attested\n"
-           "one. Nothing is written to any audit log. Exit 0 only when they match.\n",
+           "one. Nothing is written to any audit log. Exit 0 only when they match.\n"
+           "A chat turn's prompt is its conversation transcript (appliance-chat-v1\n"
+           "JSON, attest/PREDICATE.md): it is rendered again with its template; a turn\n"
+           "the user stopped (finishReason stop) is rerun to its attested length.\n",
            REPLAY_USAGE);
 }
 
@@ -160,9 +164,10 @@ static int load_device_key(const app_ctx *ctx, const replay_args *a, uint8_t pk[
     return keys_load_ed25519_public(h.device_pub, pk, err, errlen);
 }
 
-/* The recorded request, rerun in the sandbox. */
+/* The recorded request, rerun in the sandbox; a chat turn when chat is not
+ * NULL (its transcript parsed from the prompt). */
 static int rerun(const app_ctx *ctx, const replay_args *a, const attest_verified *v,
-                 const char *prompt, const char *sha, gen_outcome *out)
+                 const char *prompt, const chat_transcript *chat, const char *sha, gen_outcome *out)
 {
     gen_request req = {.model_path = a->model,
                        .prompt = prompt,
@@ -175,6 +180,19 @@ static int rerun(const app_ctx *ctx, const replay_args *a, const attest_verified
     req.sampling = (engine_sampler_params){
         v->sampling.temperature,    v->sampling.top_k,         v->sampling.top_p, v->sampling.min_p,
         v->sampling.repeat_penalty, v->sampling.repeat_last_n, v->sampling.seed};
+    gen_chat gc = {.cancel_fd = -1};
+    if (chat) {
+        gc.template_name = chat->template_name;
+        gc.messages = chat->messages;
+        gc.n_messages = chat->n_messages;
+        gc.conversation_id = "";
+        gc.user_bytes = chat->messages[chat->n_messages - 1].len;
+        req.chat = &gc;
+        /* A turn the user stopped is reproduced by its length: the engine
+         * finishes the text the same way (engine_generate_params.cancel). */
+        if (strcmp(v->finish_reason, "stop") == 0 && v->output_tokens <= UINT32_MAX)
+            req.max_tokens = (uint32_t)v->output_tokens;
+    }
     return generate_as_monitor(ctx, &req, NULL, NULL, out);
 }
 
@@ -210,16 +228,30 @@ int attest_replay_cmd(const app_ctx *ctx, int argc, char **argv)
                  v.model_digest);
         goto fail;
     }
+    chat_transcript chat;
+    int is_chat = chat_transcript_parse(prompt, prompt_len, &chat, err, sizeof err);
+    if (is_chat < 0)
+        goto fail;
+    if (memchr(prompt, 0, prompt_len)) {
+        snprintf(err, sizeof err, "the prompt file holds a NUL byte, which no prompt can");
+        chat_transcript_free(&chat);
+        goto fail;
+    }
     gen_outcome out;
-    if (rerun(ctx, &a, &v, prompt, sha, &out) != EXIT_OK)
+    rc = rerun(ctx, &a, &v, prompt, is_chat ? &chat : NULL, sha, &out);
+    chat_transcript_free(&chat);
+    if (rc != EXIT_OK) {
+        rc = EXIT_FAIL;
         goto done; /* the monitor printed why */
+    }
+    rc = EXIT_FAIL;
     SHA256((const uint8_t *)out.result.text, out.result.text_len, d);
     sodium_bin2hex(got, sizeof got, d, sizeof d);
     if (sodium_memcmp(got, v.output_sha256, 64) == 0) {
         printf("replay matches: output sha256 %s (%zu tokens, seed %llu, kernels %s, %d "
-               "thread%s)\n",
+               "thread%s%s)\n",
                got, out.result.n_tokens, (unsigned long long)v.sampling.seed, v.kernels, a.threads,
-               a.threads == 1 ? "" : "s");
+               a.threads == 1 ? "" : "s", is_chat ? ", chat turn" : "");
         rc = EXIT_OK;
     } else
         cli_error("attest replay", "replay differs: output sha256 %s, attested %s", got,
