@@ -509,10 +509,13 @@ static int converse(chat_session *c)
 /* ---- the session ------------------------------------------------------------- */
 
 /* SIGINT blocked in this process (and so in the worker it forks) and read
- * from a descriptor instead. */
+ * from a descriptor instead. Its disposition is reset first: a shell starts
+ * background jobs with SIGINT ignored, and an ignored signal never reaches
+ * a signalfd. */
 static int interrupt_fd(void)
 {
     sigset_t set;
+    signal(SIGINT, SIG_DFL);
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
