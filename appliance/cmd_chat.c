@@ -295,6 +295,7 @@ typedef struct chat_session {
     int fresh_cache; /* the next turn starts from an empty KV cache */
     int sig_fd;
     int interactive;
+    int test_violation; /* test builds: the next turn's worker attempts this act */
     unsigned turns_done, turns_failed;
 } chat_session;
 
@@ -402,7 +403,9 @@ static int run_turn(chat_session *c, const char *text, size_t len)
                        .threads = o->threads,
                        .sampling = o->sampling,
                        .reply_timeout_ms = 120000,
+                       .test_violation = c->test_violation,
                        .chat = &gc};
+    c->test_violation = 0;
     gen_outcome g;
     int rc = gen_session_run(c->gs, &req, stream_stdout, NULL, &g);
     free(json);
@@ -452,6 +455,12 @@ static int run_command(chat_session *c, const char *line)
         fputs(CHAT_COMMANDS, stderr);
     else if (strcmp(line, "/reset") == 0)
         reset_conversation(c);
+#ifdef APPLIANCE_TEST_HOOKS
+    else if (strcmp(line, "/test-crash") == 0) /* test builds: the next turn's worker crashes */
+        c->test_violation = VIOLATE_CRASH;
+    else if (strcmp(line, "/test-socket") == 0) /* ... or breaks the sandbox */
+        c->test_violation = VIOLATE_SOCKET_INET;
+#endif
     else
         fprintf(stderr, "[unknown command %.40s: /help lists them]\n", line);
     return 1;

@@ -99,6 +99,18 @@ if ! "$APP" chat --test-token-delay-ms 1 --help >/dev/null 2>&1; then
     done_ok
     exit 0
 fi
+# A worker that crashes or breaks the sandbox mid-session: that turn ends
+# with one clear error and is audited; a new worker answers the next turn.
+printf 'first\n/test-crash\nsecond\nthird\n/test-socket\nfourth\nfifth\n' >"$T/in"
+expect_rc 0 sh -c '"$0" chat $1 -n 4 --seed 5 -t 2 <"$2"' "$APP" "$MODEL" "$T/in"
+assert_grep "appliance chat: the engine worker crashed (signal 11" "$T/err"
+assert_grep "appliance chat: the engine worker broke the sandbox and was killed (SIGSYS)" "$T/err"
+assert_grep "the engine will be restarted for the next one" "$T/err"
+assert_grep "[session ended: 3 turns answered, some not (see above)]" "$T/err"
+expect_rc 0 "$APP" audit verify
+expect_rc 0 "$APP" audit show --kind sandbox_violation
+assert_grep "sandbox_violation" "$T/out"
+
 mkfifo "$T/fifo"
 "$APP" chat $MODEL -n 200 --seed 5 -t 2 --test-token-delay-ms 40 <"$T/fifo" >"$T/chat.out" 2>"$T/chat.err" &
 PID=$!
