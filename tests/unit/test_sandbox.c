@@ -187,6 +187,20 @@ static void try_kill_parent(int ipc)
     syscall(SYS_kill, 1, 0);
 }
 
+/* The chat worker's look for a cancel is recvfrom(ipc, MSG_DONTWAIT) only:
+ * a blocking receive, or one on another descriptor, is not allowed. */
+static void try_blocking_recvfrom(int ipc)
+{
+    char b[8];
+    syscall(SYS_recvfrom, ipc, b, sizeof b, 0, NULL, NULL);
+}
+
+static void try_recvfrom_other_fd(int ipc)
+{
+    char b[8];
+    syscall(SYS_recvfrom, ipc + 1, b, sizeof b, MSG_DONTWAIT, NULL, NULL);
+}
+
 static void do_allowed_work(int ipc)
 {
     /* Memory in every allowed way, then a message on the IPC socket. */
@@ -202,6 +216,9 @@ static void do_allowed_work(int ipc)
         _exit(97);
     memset(q, 2, 1 << 20);
     free(q);
+    char b[8]; /* nothing is waiting: the non-blocking look says so */
+    if (syscall(SYS_recvfrom, ipc, b, sizeof b, MSG_DONTWAIT, NULL, NULL) != -1 || errno != EAGAIN)
+        _exit(98);
     send_msg(ipc, "ok", 2);
 }
 
@@ -217,6 +234,8 @@ static void test_forbidden_calls_kill_the_worker(void **state)
     expect_killed_by_sigsys(try_ptrace, "ptrace");
     expect_killed_by_sigsys(try_write_other_fd, "write to another descriptor");
     expect_killed_by_sigsys(try_kill_parent, "kill");
+    expect_killed_by_sigsys(try_blocking_recvfrom, "blocking recvfrom");
+    expect_killed_by_sigsys(try_recvfrom_other_fd, "recvfrom on another descriptor");
 }
 
 static void test_allowed_work_survives_and_facts_are_real(void **state)
