@@ -22,6 +22,9 @@ expect_rc 2 "$APP" chat $MODEL --template jinja
 expect_rc 2 "$APP" chat
 expect_rc 0 "$APP" chat --help
 assert_grep "/reset" "$T/out"
+# A template the model cannot render: one clear line, exit 1.
+expect_rc 1 sh -c '"$0" chat $1 --template chatml </dev/null' "$APP" "$MODEL"
+assert_grep "appliance chat: the chatml template needs <|im_start|> and <|im_end|>" "$T/err"
 
 # Three turns in two conversations, over a pipe.
 printf 'Hello there\n/help\nHow are you?\n/reset\nAgain\n' >"$T/in"
