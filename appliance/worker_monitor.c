@@ -477,8 +477,8 @@ worker_status worker_chat_setup(worker *w, const char *wanted, char name[16], ch
     return ok ? WORKER_OK : protocol_error(w, "template answer", err, errlen);
 }
 
-/* MSG_CHAT: template, messages, the test delay, then a generation request
- * (its prompt empty). */
+/* MSG_CHAT: template, messages, the reset flag, the test delay, then a
+ * generation request (its prompt empty). */
 static int encode_chat(const worker_chat_request *q, ipc_writer *w)
 {
     ipc_writer tail;
