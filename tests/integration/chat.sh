@@ -149,5 +149,18 @@ outs = [r["record"]["body"] for r in rows if r.get("kind") == "output"]
 assert outs[-2]["finish_reason"] == "cancelled", outs[-2]
 assert 0 < outs[-2]["token_count"] < 200, outs[-2]
 assert outs[-1]["finish_reason"] != "cancelled", outs[-1]
+prompts = [r for r in rows if r.get("kind") == "prompt"]
+atts = [r for r in rows if r.get("kind") == "attestation"]
+d = sys.argv[1].rsplit("/", 1)[0]
+open(d + "/tc.json", "w").write(prompts[-2]["text"])
+open(d + "/tc.salt", "w").write(prompts[-2]["record"]["body"]["prompt_salt"])
+open(d + "/tc.att", "w").write(atts[-2]["record"]["body"]["envelope"])
 PY
+# The stopped turn is attested as "stop" and replays to its length.
+if [ -n "${BUNDLE:-}" ]; then
+    expect_rc 0 "$APP" attest replay "$T/tc.att" --model "$T/models/demo.gguf" --bundle "$BUNDLE" \
+        --prompt-file "$T/tc.json" --salt "$(cat "$T/tc.salt")" --pubkey "$H/keys/device.pub.pem" \
+        --publisher-key "$T/publisher/publisher.pub.pem" -t 2
+    assert_grep "replay matches" "$T/out"
+fi
 done_ok
