@@ -1,5 +1,25 @@
 /* Chat templates rendered by code (chat_template.h): a token list built from
- * plain-text fragments and special-token ids. */
+ * plain-text fragments and special-token ids.
+ *
+ * The layouts, with [X] a special token's id, S the system message, U a
+ * user message and A an assistant message exactly as the engine produced
+ * it; each layout ends with the opening of the next answer:
+ *
+ *   llama2   [BOS] "[INST] <<SYS>>\nS\n<</SYS>>\n\nU [/INST]" A [EOS]
+ *            [BOS] "[INST] U [/INST]" ...   (the system block in the first only)
+ *   mistral  [BOS] "[INST] S\n\nU [/INST]" A [EOS] "[INST] U [/INST]" ...
+ *   zephyr   [BOS] "<|system|>\nS" [EOS] "\n<|user|>\nU" [EOS] "\n<|assistant|>\n"
+ *            A [EOS] "\n" ...   (TinyLlama-chat; its tags are plain text; BOS
+ *            only when the model adds one)
+ *   chatml   [BOS] [<|im_start|>] "system\nS" [<|im_end|>] "\n" [<|im_start|>]
+ *            "user\nU" [<|im_end|>] "\n" [<|im_start|>] "assistant\n" A
+ *            [<|im_end|>] "\n" ...   (BOS only when the model adds one)
+ *   plain    [BOS] "System: S\nUser: U\nAssistant:" A "\n" ...   (BOS when the
+ *            model adds one; the answer also stops at "\nUser:")
+ *
+ * Consecutive text is one fragment; a fragment that starts the input or
+ * follows a special token gets SentencePiece's leading space where the
+ * vocabulary uses one, as llama.cpp tokenizes rendered templates. */
 #include "chat_template.h"
 
 #include <stdio.h>
@@ -234,7 +254,8 @@ static void add_msg(builder *b, const chat_message *msg)
     add_text(b, msg->content, msg->len);
 }
 
-/* Llama 2 and Mistral: [INST] blocks, each exchange in its own BOS ... EOS. */
+/* Llama 2 and Mistral: [INST] blocks, each answer closed by EOS; Llama 2
+ * opens every exchange with BOS, Mistral only the conversation. */
 static void render_inst(builder *b, int llama2, const chat_message *msgs, size_t n)
 {
     const chat_message *sys = n > 0 && msgs[0].role == CHAT_ROLE_SYSTEM ? &msgs[0] : NULL;
@@ -245,7 +266,8 @@ static void render_inst(builder *b, int llama2, const chat_message *msgs, size_t
             add_special(b, eos_of(b->m));
             continue;
         }
-        add_bos(b, 1);
+        if (first || llama2)
+            add_bos(b, 1);
         add_str(b, "[INST] ");
         if (first && sys && llama2) {
             add_str(b, "<<SYS>>\n");

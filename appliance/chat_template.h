@@ -26,7 +26,8 @@ typedef enum {
     CHAT_TEMPLATE_PLAIN,   /* "User: ...\nAssistant:", for models without a chat format */
     CHAT_TEMPLATE_LLAMA2,  /* <s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST] answer</s> */
     CHAT_TEMPLATE_ZEPHYR,  /* TinyLlama-chat / Zephyr: <|user|>\n...</s>\n<|assistant|>\n */
-    CHAT_TEMPLATE_MISTRAL, /* <s>[INST] ... [/INST] answer</s> (system joined to the first user) */
+    CHAT_TEMPLATE_MISTRAL, /* <s>[INST] ... [/INST] answer</s>[INST] ... (system joined to the
+                              first user message) */
     CHAT_TEMPLATE_CHATML,  /* <|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n */
 } chat_template;
 

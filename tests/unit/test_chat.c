@@ -282,10 +282,9 @@ static void test_render_each_template(void **state)
         SPECIAL(bos),
         TEXT("[INST] Be brief.\n\nHi [/INST] Hello."),
         SPECIAL(eos),
-        SPECIAL(bos),
         TEXT("[INST] Dose? [/INST]"),
     };
-    expect_render(&t, CHAT_TEMPLATE_MISTRAL, conversation, 4, mistral, 5);
+    expect_render(&t, CHAT_TEMPLATE_MISTRAL, conversation, 4, mistral, 4);
     const expect_part zephyr[] = {
         SPECIAL(bos), TEXT("<|system|>\nBe brief."),    SPECIAL(eos), TEXT("\n<|user|>\nHi"),
         SPECIAL(eos), TEXT("\n<|assistant|>\n Hello."), SPECIAL(eos), TEXT("\n<|user|>\nDose?"),
