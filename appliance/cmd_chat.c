@@ -292,7 +292,8 @@ typedef struct chat_session {
     size_t n_msgs, cap_msgs;
     char conversation_id[33];
     uint32_t turn;
-    int fresh_cache; /* the next turn starts from an empty KV cache */
+    int fresh_cache;  /* the next turn starts from an empty KV cache */
+    int context_full; /* the last answer filled the context */
     int sig_fd;
     int interactive;
     int test_violation; /* test builds: the next turn's worker attempts this act */
@@ -353,8 +354,8 @@ static int stream_stdout(void *user, const char *text, size_t len)
     return 0;
 }
 
-/* What the user should know after an answer. */
-static void after_answer(const chat_session *c, const gen_outcome *g)
+/* What the user should know after an answer; remembers a full context. */
+static void after_answer(chat_session *c, const gen_outcome *g)
 {
     const worker_result *r = &g->result;
     const worker *w = gen_session_worker(c->gs);
@@ -362,8 +363,9 @@ static void after_answer(const chat_session *c, const gen_outcome *g)
     fflush(stdout);
     if (r->finish == ENGINE_FINISH_CANCELLED)
         fprintf(stderr, "[answer stopped by Ctrl-C]\n");
-    else if (r->finish == ENGINE_FINISH_LENGTH && w->pid > 0 &&
-             r->n_prompt + r->n_tokens + 1 >= w->model.n_ctx)
+    c->context_full = r->finish == ENGINE_FINISH_LENGTH && w->pid > 0 &&
+                      r->n_prompt + r->n_tokens + 1 >= w->model.n_ctx;
+    if (c->context_full)
         fprintf(stderr,
                 "[the context of %u tokens is full: /reset to start a new "
                 "conversation]\n",
@@ -423,9 +425,11 @@ static int run_turn(chat_session *c, const char *text, size_t len)
         pop_message(c); /* not answered: the next message takes its place */
         c->turns_failed++;
         fprintf(stderr, "[this message was not answered%s]\n",
-                gen_session_worker(c->gs)->pid > 0
-                    ? "; if the conversation is too long, /reset"
-                    : "; the engine will be restarted for the next one");
+                gen_session_worker(c->gs)->pid <= 0
+                    ? "; the engine will be restarted for the next one"
+                : c->context_full ? ": the conversation fills the context, /reset to start a "
+                                    "new one"
+                                  : "; if the conversation is too long, /reset");
     }
     gen_outcome_free(&g);
     return rc;
@@ -440,6 +444,7 @@ static void reset_conversation(chat_session *c)
     if (new_conversation_id(c) != 0)
         return;
     c->fresh_cache = 1;
+    c->context_full = 0;
     gen_session_audit(c->gs, AUDIT_KIND_SESSION_START, c->conversation_id,
                       json_pack("{s:s, s:s, s:s}", "event", "chat_reset", "conversation_id",
                                 c->conversation_id, "previous_conversation_id", old));

@@ -84,6 +84,14 @@ if [ -n "${BUNDLE:-}" ]; then
         --publisher-key "$T/publisher/publisher.pub.pem" -t 1
 fi
 
+# A full context is said at once, the next message is refused with the
+# way out, and /reset gives a fresh conversation that is answered.
+printf 'Tell me a long story\nMore\n/reset\nShort\n' >"$T/in"
+expect_rc 0 sh -c '"$0" chat $1 -n 1000 --seed 5 -t 2 <"$2"' "$APP" "$MODEL" "$T/in"
+assert_grep "tokens is full: /reset to start a new conversation]" "$T/err"
+assert_grep "[this message was not answered: the conversation fills the context, /reset" "$T/err"
+assert_grep "[session ended: 2 turns answered, some not (see above)]" "$T/err"
+
 # Policy limits per turn: a message over limits.max_prompt_bytes is refused
 # citing the rule, and the session goes on.
 python3 - "$H/policy.json" <<'PY'
