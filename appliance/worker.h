@@ -27,10 +27,10 @@ enum {
     MSG_ERROR = 6,    /* worker -> monitor: why a request failed */
     MSG_SHUTDOWN = 7, /* monitor -> worker */
     MSG_VIOLATE = 8,  /* monitor -> worker, test builds only: attempt a forbidden act */
-    /* appliance chat (worker_chat.c): */
-    MSG_CHAT = 16,       /* monitor -> worker: a conversation to answer; replies as MSG_GENERATE */
-    MSG_CANCEL = 17,     /* monitor -> worker: stop the answer in progress (empty payload) */
-    MSG_CHAT_SETUP = 18, /* monitor -> worker: template wanted ("" = detect); worker -> monitor:
+    /* appliance chat, numbered apart (16.. are the model provenance's): */
+    MSG_CHAT = 32,       /* monitor -> worker: a conversation to answer; replies as MSG_GENERATE */
+    MSG_CANCEL = 33,     /* monitor -> worker: stop the answer in progress (empty payload) */
+    MSG_CHAT_SETUP = 34, /* monitor -> worker: template wanted ("" = detect); worker -> monitor:
                             the template chosen and why */
 };
 
@@ -120,7 +120,7 @@ void worker_stop(worker *w);
  * reports how it ended. */
 worker_status worker_provoke(worker *w, violation v, const char *path, char *err, size_t errlen);
 
-/* ---- chat (worker_chat.c) ---- */
+/* ---- chat (worker_monitor.c; the worker's side in worker.c) ---- */
 
 /* One turn: the conversation so far (messages alternate user and assistant
  * after an optional system message, ending with the user's new one), the
