@@ -79,8 +79,8 @@ static int bad_value(const char *flag, const char *value)
     return cli_usage_error("chat", CHAT_USAGE, "invalid value '%s' for %s", value, flag);
 }
 
-/* The sampling flags, shared in meaning with generate. 1 when c was one,
- * 0 when not, or an exit code (as -2 - code) for a bad value. */
+/* The sampling flags, with generate's meanings and limits: 1 when c was
+ * one and its value is good, 0 when c is another flag, -1 for a bad value. */
 static int parse_sampling_flag(int c, chat_opts *o)
 {
     uint64_t u;
