@@ -101,6 +101,27 @@ expect_rc 1 "$APP" model show broken
 expect_rc 0 "$APP" audit show --kind refusal
 assert_grep "model add" "$T/out"
 
+# Hostile model files (the GGUF fuzz corpus), signed and trusted: the
+# monitor never crashes or hangs; each is refused in one line or installed.
+i=0
+for f in "$APPLIANCE_SOURCE_DIR"/tests/fuzz/corpus/fuzz_gguf/*; do
+    i=$((i + 1))
+    cp "$f" "$T/m/hostile$i.gguf"
+    "$APP" image sign-model --method key --model-path "$T/m/hostile$i.gguf" \
+        --output-bundle "$T/m/hostile$i.sig" --private-key "$T/pub/publisher.key.pem" >/dev/null
+    set +e
+    timeout 60 "$APP" model add "$T/m/hostile$i.gguf" --bundle "$T/m/hostile$i.sig" \
+        >"$T/out" 2>"$T/err"
+    rc=$?
+    set -e
+    TESTS_RUN=$((TESTS_RUN + 1))
+    case $rc in
+    0) ;;
+    1) one_line "$T/err" ;;
+    *) fail "hostile model $(basename "$f"): model add exit $rc" ;;
+    esac
+done
+
 # Test builds only: a worker that breaks its sandbox or crashes instead of
 # answering. The first is audited as a sandbox violation.
 cp "$SHARED/models/aidreams260K-f16.gguf" "$T/m/victim.gguf"
