@@ -7,6 +7,8 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MODEL_USAGE                                                                                \
     "appliance model add MODEL --bundle BUNDLE [--name NAME] | list | show NAME | remove NAME "    \
@@ -32,6 +34,34 @@ static void model_help(void)
            MODEL_USAGE);
 }
 
+/* Terminal progress of the copy-while-hashing of a model over 100 MB:
+ * bytes, rate and time left, redrawn in place (stderr only). */
+typedef struct copy_bar {
+    struct timespec start, last;
+} copy_bar;
+
+static double secs_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void show_copy_progress(void *user, uint64_t done, uint64_t total)
+{
+    copy_bar *bar = user;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (total < 100ull * 1000 * 1000 || (done < total && secs_between(&bar->last, &now) < 0.1))
+        return;
+    bar->last = now;
+    double secs = secs_between(&bar->start, &now), rate = secs > 0 ? (double)done / secs : 0;
+    fprintf(stderr, "\rverifying model: %.0f / %.0f MB, %.0f MB/s, ETA %.0fs   ",
+            (double)done / 1e6, (double)total / 1e6, rate / 1e6,
+            rate > 0 ? (double)(total - done) / rate : 0);
+    if (done >= total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
 /* The GGUF provenance, one "  label  value" line each (values are
  * printable text: the monitor checked them). */
 static void print_provenance(const model_provenance *p)
@@ -44,7 +74,12 @@ static int model_add(admin *a, const char *path, const char *bundle, const char 
 {
     model_record r;
     char err[768];
-    int rc = model_install(&a->h, &a->pol, path, bundle, name, &r, err, sizeof err);
+    copy_bar bar;
+    clock_gettime(CLOCK_MONOTONIC, &bar.start);
+    bar.last = (struct timespec){0, 0};
+    int rc =
+        model_install(&a->h, &a->pol, path, bundle, name,
+                      isatty(STDERR_FILENO) ? show_copy_progress : NULL, &bar, &r, err, sizeof err);
     if (rc != 0) {
         cli_error("model", "refused: %s", err);
         admin_audit(

@@ -197,11 +197,11 @@ static int read_provenance(int sealed_fd, const policy *p, model_provenance *out
 /* The model as a sealed memfd, its SHA-256 (hex) compared with the signed
  * one; the descriptor, or -1 with err. */
 static int sealed_signed_copy(const char *path, const char *shown, const char *signed_hex,
-                              char *err, size_t errlen)
+                              image_progress_fn progress, void *user, char *err, size_t errlen)
 {
     uint8_t sha[32];
     char hex[65];
-    int fd = image_sealed_copy(path, sha, NULL, NULL, err, errlen);
+    int fd = image_sealed_copy(path, sha, progress, user, err, errlen);
     if (fd < 0)
         return -1;
     sodium_bin2hex(hex, sizeof hex, sha, sizeof sha);
@@ -273,7 +273,8 @@ static int copy_file(const char *from, const char *to, char *err, size_t errlen)
 }
 
 int model_install(const home *h, const policy *p, const char *model_path, const char *bundle_path,
-                  const char *name, model_record *out, char *err, size_t errlen)
+                  const char *name, image_progress_fn progress, void *progress_user,
+                  model_record *out, char *err, size_t errlen)
 {
     char real[PATH_MAX], json[HOME_PATH_CAP + 200], sig[HOME_PATH_CAP + 200];
     struct stat st;
@@ -302,7 +303,8 @@ int model_install(const home *h, const policy *p, const char *model_path, const 
                  out->root_digest);
         return -1;
     }
-    int fd = sealed_signed_copy(real, model_path, out->sha256, err, errlen);
+    int fd =
+        sealed_signed_copy(real, model_path, out->sha256, progress, progress_user, err, errlen);
     if (fd < 0)
         return -1;
     int rc = read_provenance(fd, p, &out->prov, err, errlen);

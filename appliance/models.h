@@ -38,14 +38,16 @@ int trust_describe(const char *pem, char fp[KEY_FINGERPRINT_HEX], char *desc, si
 
 /* Verifies model_path against bundle_path with the policy's trust, copies
  * it into a sealed memfd while hashing it (the bytes compared are the bytes
- * read next), has a sandboxed engine worker read its GGUF provenance from
+ * read next; progress, when not NULL, hears how the copy goes), has a
+ * sandboxed engine worker read its GGUF provenance from
  * that copy (a hostile file can at worst kill the worker), and installs it
  * as name (or the file's base name). Returns 0; -1 when refused; or
  * MODEL_INSTALL_SANDBOX_VIOLATION when the worker broke its sandbox (to be
  * audited as such). */
 #define MODEL_INSTALL_SANDBOX_VIOLATION (-2)
 int model_install(const home *h, const policy *p, const char *model_path, const char *bundle_path,
-                  const char *name, model_record *out, char *err, size_t errlen);
+                  const char *name, image_progress_fn progress, void *progress_user,
+                  model_record *out, char *err, size_t errlen);
 
 /* Reads the record of an installed model by name; -1 when absent. */
 int model_lookup(const home *h, const char *name, model_record *out, char *err, size_t errlen);

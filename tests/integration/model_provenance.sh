@@ -151,5 +151,19 @@ else
     one_line "$T/err"
     expect_rc 1 "$APP" model show victim.gguf
 fi
+# A model over 100 MB shows how its copy-while-hashing goes, on a terminal
+# only (script(1) gives one); a sparse file is quick and not a GGUF.
+truncate -s 120M "$T/m/big.gguf"
+"$APP" image sign-model --method key --model-path "$T/m/big.gguf" --output-bundle "$T/m/big.sig" \
+    --private-key "$T/pub/publisher.key.pem" >/dev/null
+if command -v script >/dev/null; then
+    script -qec "'$APP' model add '$T/m/big.gguf' --bundle '$T/m/big.sig'" "$T/big.tty" \
+        >/dev/null 2>&1 </dev/null || true
+    assert_grep "verifying model: 126 / 126 MB" "$T/big.tty"
+    assert_grep "ETA" "$T/big.tty"
+fi
+expect_rc 1 "$APP" model add "$T/m/big.gguf" --bundle "$T/m/big.sig"
+assert_no_grep "verifying model" "$T/err"
+one_line "$T/err"
 expect_rc 0 "$APP" audit verify
 done_ok
