@@ -161,6 +161,20 @@ static int check_bundle_file(const home *h, const policy *p, const char *bundle_
     return rc;
 }
 
+/* Asks a started worker for the provenance. Test builds only: when
+ * APPLIANCE_TEST_ADD_VIOLATE is set, the worker is ordered to do what a
+ * compromised one would try instead (tests/integration/model_provenance.sh). */
+static worker_status ask_worker(worker *w, model_provenance *out, char *why, size_t len)
+{
+#ifdef APPLIANCE_TEST_HOOKS
+    const char *act = getenv("APPLIANCE_TEST_ADD_VIOLATE");
+    if (act)
+        return worker_provoke(w, strcmp(act, "socket") == 0 ? VIOLATE_SOCKET_INET : VIOLATE_CRASH,
+                              NULL, why, len);
+#endif
+    return worker_provenance(w, out, why, len);
+}
+
 /* Starts a sandboxed worker on the sealed copy (as generate does) and asks
  * it for the model's provenance. The context is kept tiny: nothing is
  * generated. Returns 0, -1, or MODEL_INSTALL_SANDBOX_VIOLATION. */
@@ -175,17 +189,8 @@ static int read_provenance(int sealed_fd, const policy *p, model_provenance *out
                      .reply_timeout_ms = 120000};
     void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN); /* a dead worker is an error here */
     worker_status ws = worker_start(&w, sealed_fd, &o, why, sizeof why);
-#ifdef APPLIANCE_TEST_HOOKS
-    /* Test builds only: the worker does what a compromised one would try
-     * instead of answering (tests/integration/model_provenance.sh). */
-    const char *act = getenv("APPLIANCE_TEST_ADD_VIOLATE");
-    if (ws == WORKER_OK && act)
-        ws = worker_provoke(&w, strcmp(act, "socket") == 0 ? VIOLATE_SOCKET_INET : VIOLATE_CRASH,
-                            NULL, why, sizeof why);
-    else
-#endif
-        if (ws == WORKER_OK)
-        ws = worker_provenance(&w, out, why, sizeof why);
+    if (ws == WORKER_OK)
+        ws = ask_worker(&w, out, why, sizeof why);
     worker_stop(&w);
     signal(SIGPIPE, old_pipe);
     if (ws == WORKER_OK)
