@@ -27,10 +27,9 @@ enum {
     MSG_ERROR = 6,    /* worker -> monitor: why a request failed */
     MSG_SHUTDOWN = 7, /* monitor -> worker */
     MSG_VIOLATE = 8,  /* monitor -> worker, test builds only: attempt a forbidden act */
-    /* Numbered apart from the generation messages so that additions there
-     * cannot collide with them. */
-    MSG_PROVENANCE_REQUEST = 16, /* monitor -> worker: the model's GGUF provenance, please */
-    MSG_PROVENANCE = 17,         /* worker -> monitor: provenance.h's payload */
+    /* model add (provenance.h); numbered apart from chat's 16-18: */
+    MSG_PROVENANCE_REQUEST = 32, /* monitor -> worker: the model's GGUF provenance, please */
+    MSG_PROVENANCE = 33,         /* worker -> monitor: provenance.h's payload */
 };
 
 /* Forbidden acts a test build can ask the worker to attempt (each must end
