@@ -15,7 +15,8 @@
 #define SIGN_USAGE                                                                                 \
     "appliance image sign-model --method key|certificate --model-path PATH\n"                      \
     "         --output-bundle OUT --private-key KEY [--signing-cert CERT]\n"                       \
-    "         [--cert-chain CERT]... [--ignore-paths PATH]... [--shard-size BYTES]"
+    "         [--cert-chain CERT]... [--ignore-paths PATH]... [--shard-size BYTES]\n"              \
+    "         [--single-file-name dot|basename]"
 #define VERIFY_USAGE                                                                               \
     "appliance image verify-model --method key|certificate --model-path PATH\n"                    \
     "         --bundle B (--public-key PEM | --cert-chain CERT...)\n"                              \
@@ -84,6 +85,7 @@ static int sign_model(int argc, char **argv)
         {"cert-chain", required_argument, NULL, 'c'},
         {"ignore-paths", required_argument, NULL, 'i'},
         {"shard-size", required_argument, NULL, 'S'},
+        {"single-file-name", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -134,11 +136,24 @@ static int sign_model(int argc, char **argv)
                 goto out;
             }
             break;
+        case 'N':
+            if (strcmp(optarg, "dot") != 0 && strcmp(optarg, "basename") != 0) {
+                rc =
+                    cli_usage_error(cmd, SIGN_USAGE,
+                                    "--single-file-name must be dot or basename, not '%s'", optarg);
+                goto out;
+            }
+            o.single_file_basename = strcmp(optarg, "basename") == 0;
+            break;
         case 'h':
             printf("usage: %s\n\nHashes every file of the model (a directory or one file),\n"
                    "signs the OMS v1.0 statement with an EC P-256/P-384/P-521 key and\n"
                    "writes a Sigstore bundle. Relative --ignore-paths are relative to\n"
-                   "the model root. --shard-size switches to shard serialization.\n",
+                   "the model root. --shard-size switches to shard serialization.\n"
+                   "A single-file model's resource is named \".\" by default, as the\n"
+                   "reference model_signing signer writes and its verifier requires;\n"
+                   "--single-file-name basename follows OMS v1.0 6.1.2 item 5 instead\n"
+                   "(image/OMS.md says why both exist).\n",
                    SIGN_USAGE);
             rc = EXIT_OK;
             goto out;

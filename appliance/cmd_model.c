@@ -7,9 +7,12 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MODEL_USAGE                                                                                \
-    "appliance model add MODEL --bundle BUNDLE [--name NAME] | list | remove NAME [--home DIR]"
+    "appliance model add MODEL --bundle BUNDLE [--name NAME] | list | show NAME | remove NAME "    \
+    "[--home DIR]"
 
 static void model_help(void)
 {
@@ -18,32 +21,102 @@ static void model_help(void)
            "                         policy trusts (and its pinned digests), check MODEL's\n"
            "                         bytes against it, and install it as NAME (default:\n"
            "                         the file name)\n"
-           "  list                   installed models: name, root digest, signer, path\n"
+           "  list                   installed models: name, root digest, signer, path,\n"
+           "                         and what the GGUF says it is (general.name, license)\n"
+           "  show NAME              one installed model in full, with its GGUF provenance\n"
+           "                         (name, license, source, author, base models, ...)\n"
            "  remove NAME            uninstall (the file itself is left alone)\n"
+           "The GGUF provenance is read by the sandboxed engine worker at add time,\n"
+           "from the verified sealed copy; the monitor keeps printable text only.\n"
            "generate runs installed models only: -m takes a NAME, or a path whose bytes\n"
            "match an installed model. Each run re-checks the signature against the\n"
            "current trust and the digest against the bytes it loads.\n",
            MODEL_USAGE);
 }
 
+/* Terminal progress of the copy-while-hashing of a model over 100 MB:
+ * bytes, rate and time left, redrawn in place (stderr only). */
+typedef struct copy_bar {
+    struct timespec start, last;
+} copy_bar;
+
+static double secs_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void show_copy_progress(void *user, uint64_t done, uint64_t total)
+{
+    copy_bar *bar = user;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (total < 100ull * 1000 * 1000 || (done < total && secs_between(&bar->last, &now) < 0.1))
+        return;
+    bar->last = now;
+    double secs = secs_between(&bar->start, &now), rate = secs > 0 ? (double)done / secs : 0;
+    fprintf(stderr, "\rverifying model: %.0f / %.0f MB, %.0f MB/s, ETA %.0fs   ",
+            (double)done / 1e6, (double)total / 1e6, rate / 1e6,
+            rate > 0 ? (double)(total - done) / rate : 0);
+    if (done >= total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* The GGUF provenance, one "  label  value" line each (values are
+ * printable text: the monitor checked them). */
+static void print_provenance(const model_provenance *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        printf("  %-22s %s\n", provenance_keys[p->item[i].key].label, p->item[i].value);
+}
+
 static int model_add(admin *a, const char *path, const char *bundle, const char *name)
 {
     model_record r;
     char err[768];
-    if (model_install(&a->h, &a->pol, path, bundle, name, &r, err, sizeof err) != 0) {
+    copy_bar bar;
+    clock_gettime(CLOCK_MONOTONIC, &bar.start);
+    bar.last = (struct timespec){0, 0};
+    int rc =
+        model_install(&a->h, &a->pol, path, bundle, name,
+                      isatty(STDERR_FILENO) ? show_copy_progress : NULL, &bar, &r, err, sizeof err);
+    if (rc != 0) {
         cli_error("model", "refused: %s", err);
         admin_audit(
-            a, AUDIT_KIND_REFUSAL,
+            a,
+            rc == MODEL_INSTALL_SANDBOX_VIOLATION ? AUDIT_KIND_SANDBOX_VIOLATION
+                                                  : AUDIT_KIND_REFUSAL,
             json_pack("{s:s, s:s, s:s}", "action", "model add", "model", path, "reason", err));
         return EXIT_FAIL;
     }
     if (admin_audit(a, AUDIT_KIND_MODEL_LOAD,
-                    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "action", "install", "name", r.name,
-                              "path", r.path, "sha256", r.sha256, "root_digest", r.root_digest,
-                              "signer", r.signer)) != 0)
+                    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o*}", "action", "install", "name",
+                              r.name, "path", r.path, "sha256", r.sha256, "root_digest",
+                              r.root_digest, "signer", r.signer, "provenance",
+                              provenance_to_json(&r.prov))) != 0)
         return EXIT_FAIL;
     printf("installed %s\n  path        %s\n  root digest %s\n  signer      %s\n", r.name, r.path,
            r.root_digest, r.signer);
+    if (r.prov.n)
+        printf("GGUF provenance (as the file states it; not covered by the signer's identity):\n");
+    print_provenance(&r.prov);
+    return EXIT_OK;
+}
+
+static int model_show(const admin *a, const char *name)
+{
+    model_record r;
+    char err[512];
+    if (model_lookup(&a->h, name, &r, err, sizeof err) != 0) {
+        cli_error("model", "%s", err);
+        return EXIT_FAIL;
+    }
+    printf("%s\n  path                   %s\n  sha256                 %s\n"
+           "  root digest            %s\n  signer                 %s\n",
+           r.name, r.path, r.sha256, r.root_digest, r.signer);
+    if (r.prov.n == 0)
+        printf("  (no GGUF provenance recorded)\n");
+    print_provenance(&r.prov);
     return EXIT_OK;
 }
 
@@ -62,6 +135,11 @@ static void model_list(const admin *a)
         if (model_lookup(&a->h, name, &r, err, sizeof err) != 0)
             continue;
         printf("%-24s %.16s  %s\n%24s %s\n", r.name, r.root_digest, r.signer, "", r.path);
+        const char *gname = provenance_get(&r.prov, "general.name"),
+                   *license = provenance_get(&r.prov, "general.license");
+        if (gname || license)
+            printf("%24s %s%s%s\n", "", gname ? gname : "", gname && license ? ", license " : "",
+                   license ? license : "");
         n++;
     }
     if (d)
@@ -100,10 +178,10 @@ int cmd_model(const app_ctx *ctx, int argc, char **argv)
         return cli_usage_error("model", MODEL_USAGE, "no action given");
     const char *action = argv[optind++];
     int add = strcmp(action, "add") == 0, list = strcmp(action, "list") == 0,
-        rem = strcmp(action, "remove") == 0;
-    if (!add && !list && !rem)
+        rem = strcmp(action, "remove") == 0, show = strcmp(action, "show") == 0;
+    if (!add && !list && !rem && !show)
         return cli_usage_error("model", MODEL_USAGE, "unknown action '%s'", action);
-    if ((add || rem) && argc - optind != 1)
+    if ((add || rem || show) && argc - optind != 1)
         return cli_usage_error("model", MODEL_USAGE, "%s takes one %s", action,
                                add ? "MODEL" : "NAME");
     if (list && optind < argc)
@@ -119,6 +197,8 @@ int cmd_model(const app_ctx *ctx, int argc, char **argv)
         rc = model_add(&a, argv[optind], bundle, name);
     else if (list)
         model_list(&a);
+    else if (show)
+        rc = model_show(&a, argv[optind]);
     else if (model_remove(&a.h, argv[optind], err, sizeof err) != 0) {
         cli_error("model", "%s", err);
         rc = EXIT_FAIL;

@@ -176,6 +176,10 @@ static int accept_frame(const uint8_t *buf, ssize_t n, int first, uint8_t *type,
     *chunk = (size_t)get_le(buf + 4, 4);
     if (*chunk != (size_t)n - IPC_HEADER || (*flags & ~IPC_MORE))
         return -1;
+    /* Senders fill every frame but the last: a short MORE frame would let a
+     * peer keep us reading empty frames forever. */
+    if ((*flags & IPC_MORE) && *chunk != IPC_FRAME_PAYLOAD)
+        return -1;
     if (!first && buf[1] != *type)
         return -1;
     *type = buf[1];

@@ -1,6 +1,7 @@
 /* Trust store and installed models: see models.h for the contract. */
 #include "models.h"
 #include "cli.h"
+#include "worker.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,26 +161,62 @@ static int check_bundle_file(const home *h, const policy *p, const char *bundle_
     return rc;
 }
 
-static int file_sha256(const char *path, char hex[65], char *err, size_t errlen)
+/* Asks a started worker for the provenance. Test builds only: when
+ * APPLIANCE_TEST_ADD_VIOLATE is set, the worker is ordered to do what a
+ * compromised one would try instead (tests/integration/model_provenance.sh). */
+static worker_status ask_worker(worker *w, model_provenance *out, char *why, size_t len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char *buf = malloc(4u << 20), d[32];
-    unsigned int dl = 0;
-    ssize_t n = 0;
-    int ok = fd >= 0 && md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
-    while (ok && (n = read(fd, buf, 4u << 20)) > 0)
-        ok = EVP_DigestUpdate(md, buf, (size_t)n) == 1;
-    ok = ok && n == 0 && EVP_DigestFinal_ex(md, d, &dl) == 1 && dl == 32;
-    if (ok)
-        sodium_bin2hex(hex, 65, d, 32);
-    else
-        snprintf(err, errlen, "cannot hash %s: %s", path, strerror(errno));
-    if (fd >= 0)
+#ifdef APPLIANCE_TEST_HOOKS
+    const char *act = getenv("APPLIANCE_TEST_ADD_VIOLATE");
+    if (act)
+        return worker_provoke(w, strcmp(act, "socket") == 0 ? VIOLATE_SOCKET_INET : VIOLATE_CRASH,
+                              NULL, why, len);
+#endif
+    return worker_provenance(w, out, why, len);
+}
+
+/* Starts a sandboxed worker on the sealed copy (as generate does) and asks
+ * it for the model's provenance. The context is kept tiny: nothing is
+ * generated. Returns 0, -1, or MODEL_INSTALL_SANDBOX_VIOLATION. */
+static int read_provenance(int sealed_fd, const policy *p, model_provenance *out, char *err,
+                           size_t errlen)
+{
+    worker w;
+    char why[512];
+    worker_opts o = {.n_threads = 1,
+                     .ctx_cap = 16,
+                     .sandbox_required = p->sandbox_required,
+                     .reply_timeout_ms = 120000};
+    void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN); /* a dead worker is an error here */
+    worker_status ws = worker_start(&w, sealed_fd, &o, why, sizeof why);
+    if (ws == WORKER_OK)
+        ws = ask_worker(&w, out, why, sizeof why);
+    worker_stop(&w);
+    signal(SIGPIPE, old_pipe);
+    if (ws == WORKER_OK)
+        return 0;
+    snprintf(err, errlen, "the sandboxed engine could not read the model: %s", why);
+    return ws == WORKER_SANDBOX_VIOLATION ? MODEL_INSTALL_SANDBOX_VIOLATION : -1;
+}
+
+/* The model as a sealed memfd, its SHA-256 (hex) compared with the signed
+ * one; the descriptor, or -1 with err. */
+static int sealed_signed_copy(const char *path, const char *shown, const char *signed_hex,
+                              image_progress_fn progress, void *user, char *err, size_t errlen)
+{
+    uint8_t sha[32];
+    char hex[65];
+    int fd = image_sealed_copy(path, sha, progress, user, err, errlen);
+    if (fd < 0)
+        return -1;
+    sodium_bin2hex(hex, sizeof hex, sha, sizeof sha);
+    if (sodium_memcmp(hex, signed_hex, 64) != 0) {
+        snprintf(err, errlen, "%s does not match the bundle: sha256 %s, signed %s", shown, hex,
+                 signed_hex);
         close(fd);
-    EVP_MD_CTX_free(md);
-    free(buf);
-    return ok ? 0 : -1;
+        return -1;
+    }
+    return fd;
 }
 
 static int valid_name(const char *s)
@@ -211,8 +249,9 @@ static int pinned_ok(const policy *p, const char *root)
 
 static int write_record(const char *path, const model_record *r, char *err, size_t errlen)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", r->name, "path", r->path, "sha256",
-                          r->sha256, "root_digest", r->root_digest, "signer", r->signer);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o*}", "name", r->name, "path", r->path,
+                          "sha256", r->sha256, "root_digest", r->root_digest, "signer", r->signer,
+                          "provenance", provenance_to_json(&r->prov));
     int rc = o ? json_dump_file(o, path, JSON_INDENT(2) | JSON_SORT_KEYS) : -1;
     json_decref(o);
     if (rc != 0 || chmod(path, 0600) != 0) {
@@ -239,9 +278,10 @@ static int copy_file(const char *from, const char *to, char *err, size_t errlen)
 }
 
 int model_install(const home *h, const policy *p, const char *model_path, const char *bundle_path,
-                  const char *name, model_record *out, char *err, size_t errlen)
+                  const char *name, image_progress_fn progress, void *progress_user,
+                  model_record *out, char *err, size_t errlen)
 {
-    char real[PATH_MAX], file_hex[65], json[HOME_PATH_CAP + 200], sig[HOME_PATH_CAP + 200];
+    char real[PATH_MAX], json[HOME_PATH_CAP + 200], sig[HOME_PATH_CAP + 200];
     struct stat st;
     memset(out, 0, sizeof *out);
     if (!realpath(model_path, real) || stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -261,19 +301,21 @@ int model_install(const home *h, const policy *p, const char *model_path, const 
         return -1;
     }
     if (check_bundle_file(h, p, bundle_path, out->sha256, out->root_digest, out->signer,
-                          sizeof out->signer, err, errlen) != 0 ||
-        file_sha256(real, file_hex, err, errlen) != 0)
+                          sizeof out->signer, err, errlen) != 0)
         return -1;
-    if (strcmp(file_hex, out->sha256) != 0) {
-        snprintf(err, errlen, "%s does not match the bundle: sha256 %s, signed %s", model_path,
-                 file_hex, out->sha256);
-        return -1;
-    }
     if (!pinned_ok(p, out->root_digest)) {
         snprintf(err, errlen, "refused by policy trust.pinned_models: root digest %s is not pinned",
                  out->root_digest);
         return -1;
     }
+    int fd =
+        sealed_signed_copy(real, model_path, out->sha256, progress, progress_user, err, errlen);
+    if (fd < 0)
+        return -1;
+    int rc = read_provenance(fd, p, &out->prov, err, errlen);
+    close(fd);
+    if (rc != 0)
+        return rc;
     snprintf(out->path, sizeof out->path, "%s", real);
     if (copy_file(bundle_path, sig, err, errlen) != 0 ||
         write_record(json, out, err, errlen) != 0) {
@@ -297,6 +339,8 @@ static int read_record(const char *path, model_record *r)
         snprintf(r->sha256, sizeof r->sha256, "%s", sha);
         snprintf(r->root_digest, sizeof r->root_digest, "%s", root);
         snprintf(r->signer, sizeof r->signer, "%s", signer);
+        /* Absent in records made before provenance was kept. */
+        provenance_from_json(json_object_get(o, "provenance"), &r->prov);
         rc = 0;
     }
     json_decref(o);

@@ -16,6 +16,7 @@
 #include "home.h"
 #include "image.h"
 #include "policy.h"
+#include "provenance.h"
 
 typedef struct model_record {
     char name[128];
@@ -23,6 +24,7 @@ typedef struct model_record {
     char sha256[65];          /* signed digest of that file */
     char root_digest[65];     /* OMS root digest (the bundle's subject) */
     char signer[OMS_SIGNER_MAX];
+    model_provenance prov; /* what the GGUF says about itself, checked printable */
 } model_record;
 
 /* Checks a parsed bundle's signature against the policy's trusted
@@ -34,10 +36,18 @@ int trust_verify_bundle(const policy *p, const home *h, const oms_bundle *b, cha
 /* Fingerprint and a short description of a trusted PEM (key or certificate). */
 int trust_describe(const char *pem, char fp[KEY_FINGERPRINT_HEX], char *desc, size_t desc_len);
 
-/* Verifies model_path against bundle_path with the policy's trust and
- * installs it as name (or the file's base name). */
+/* Verifies model_path against bundle_path with the policy's trust, copies
+ * it into a sealed memfd while hashing it (the bytes compared are the bytes
+ * read next; progress, when not NULL, hears how the copy goes), has a
+ * sandboxed engine worker read its GGUF provenance from
+ * that copy (a hostile file can at worst kill the worker), and installs it
+ * as name (or the file's base name). Returns 0; -1 when refused; or
+ * MODEL_INSTALL_SANDBOX_VIOLATION when the worker broke its sandbox (to be
+ * audited as such). */
+#define MODEL_INSTALL_SANDBOX_VIOLATION (-2)
 int model_install(const home *h, const policy *p, const char *model_path, const char *bundle_path,
-                  const char *name, model_record *out, char *err, size_t errlen);
+                  const char *name, image_progress_fn progress, void *progress_user,
+                  model_record *out, char *err, size_t errlen);
 
 /* Reads the record of an installed model by name; -1 when absent. */
 int model_lookup(const home *h, const char *name, model_record *out, char *err, size_t errlen);

@@ -3,6 +3,7 @@
  * channel is the IPC socket. */
 #include "chat_template.h"
 #include "ipc.h"
+#include "provenance.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -113,7 +114,11 @@ static int send_ready(worker_state *s)
     engine_model_info info;
     ipc_writer w;
     char err[128];
+    char name[sizeof((worker_model_info *)0)->name];
     engine_model_get_info(s->model, &info);
+    /* general.name is the file's bytes (and cut at 127 bytes): the monitor
+     * accepts printable UTF-8 only. */
+    size_t name_len = provenance_sanitize(info.name, strlen(info.name), name, sizeof name);
     ipc_writer_init(&w);
     ipc_put_u32(&w, (uint32_t)s->facts.seccomp_mode);
     ipc_put_u32(&w, (uint32_t)s->facts.no_new_privs);
@@ -123,7 +128,7 @@ static int send_ready(worker_state *s)
     ipc_put_u32(&w, (uint32_t)s->facts.landlock_enforced);
     ipc_put_bytes(&w, s->facts.notes, strlen(s->facts.notes));
     ipc_put_bytes(&w, info.arch, strlen(info.arch));
-    ipc_put_bytes(&w, info.name, strlen(info.name));
+    ipc_put_bytes(&w, name, name_len);
     ipc_put_bytes(&w, info.kernels, strlen(info.kernels));
     ipc_put_u32(&w, info.n_vocab);
     ipc_put_u32(&w, engine_ctx_size(s->ctx));
@@ -368,6 +373,20 @@ static void serve_chat(worker_state *s, const uint8_t *payload, size_t len)
     engine_generation_free(&g);
 }
 
+/* The model's GGUF provenance, made printable here (provenance.h). */
+static void serve_provenance(worker_state *s)
+{
+    ipc_writer w;
+    char err[128];
+    ipc_writer_init(&w);
+    provenance_encode(s->model, &w);
+    if (w.failed)
+        send_error(s->sock, "out of memory describing the model");
+    else
+        ipc_send(s->sock, MSG_PROVENANCE, w.data, w.len, -1, err, sizeof err);
+    ipc_writer_free(&w);
+}
+
 #ifdef APPLIANCE_TEST_HOOKS
 /* Test builds only: do what a compromised worker would try. */
 static void attempt_violation(const uint8_t *payload, size_t len)
@@ -436,6 +455,8 @@ __attribute__((noreturn)) void worker_main(int sock, const worker_opts *given)
             serve_chat_setup(&s, payload, len);
         else if (type == MSG_CANCEL)
             ; /* it arrived after the answer had ended: nothing to stop */
+        else if (type == MSG_PROVENANCE_REQUEST)
+            serve_provenance(&s);
 #ifdef APPLIANCE_TEST_HOOKS
         else if (type == MSG_VIOLATE)
             attempt_violation(payload, len);

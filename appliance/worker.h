@@ -27,7 +27,10 @@ enum {
     MSG_ERROR = 6,    /* worker -> monitor: why a request failed */
     MSG_SHUTDOWN = 7, /* monitor -> worker */
     MSG_VIOLATE = 8,  /* monitor -> worker, test builds only: attempt a forbidden act */
-    /* appliance chat, numbered apart (16.. are the model provenance's): */
+    /* model add (provenance.h): */
+    MSG_PROVENANCE_REQUEST = 16, /* monitor -> worker: the model's GGUF provenance, please */
+    MSG_PROVENANCE = 17,         /* worker -> monitor: provenance.h's payload */
+    /* appliance chat: */
     MSG_CHAT = 32,       /* monitor -> worker: a conversation to answer; replies as MSG_GENERATE */
     MSG_CANCEL = 33,     /* monitor -> worker: stop the answer in progress (empty payload) */
     MSG_CHAT_SETUP = 34, /* monitor -> worker: template wanted ("" = detect); worker -> monitor:
@@ -148,6 +151,21 @@ worker_status worker_chat_setup(worker *w, const char *wanted, char name[16], ch
  * worker_generate. */
 worker_status worker_chat(worker *w, const worker_chat_request *req, worker_text_fn on_text,
                           void *user, int cancel_fd, worker_result *out, char *err, size_t errlen);
+
+/* Asks the worker for the model's GGUF provenance (provenance.h) and
+ * checks the answer as hostile; on any status but WORKER_OK and
+ * WORKER_REQUEST_FAILED the worker is gone (reaped). */
+struct model_provenance;
+worker_status worker_provenance(worker *w, struct model_provenance *out, char *err, size_t errlen);
+
+/* The monitor's decoders of worker messages, exposed so that tests and the
+ * IPC fuzz target drive exactly the code the monitor runs. Each returns 0,
+ * or -1 when the payload is malformed. */
+int worker_decode_ready(worker *w, const uint8_t *payload, size_t len);
+int worker_decode_done(const worker *w, const worker_request *q, const uint8_t *payload, size_t len,
+                       worker_result *out);
+/* A MSG_ERROR payload as a one-line error text. */
+void worker_error_text(const uint8_t *payload, size_t len, char *err, size_t errlen);
 
 /* 1 when len bytes are well-formed UTF-8. */
 int utf8_valid(const char *s, size_t len);

@@ -2,6 +2,7 @@
  * hostile, and reap it however it ends. */
 #include "ipc.h"
 #include "chat_template.h"
+#include "provenance.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -113,13 +114,15 @@ static worker_status protocol_error(worker *w, const char *what, char *err, size
     return WORKER_PROTOCOL_ERROR;
 }
 
-/* A MSG_ERROR payload becomes the error text, if it is printable UTF-8. */
+/* A MSG_ERROR payload becomes the error text, made printable: it may quote
+ * the hostile model file (a tensor's name, say), and it goes to a terminal. */
 static void take_worker_error(const uint8_t *payload, size_t len, char *err, size_t errlen)
 {
-    if (!utf8_valid((const char *)payload, len) || memchr(payload, '\n', len))
+    char clean[PROVENANCE_VALUE_MAX + 1];
+    if (provenance_sanitize((const char *)payload, len, clean, sizeof clean) == 0)
         snprintf(err, errlen, "the engine worker refused the request");
     else
-        snprintf(err, errlen, "%.*s", (int)len, (const char *)payload);
+        snprintf(err, errlen, "%s", clean);
 }
 
 static void copy_field(char *dst, size_t cap, const uint8_t *p, size_t n)
@@ -143,7 +146,7 @@ static int decode_ready(worker *w, const uint8_t *payload, size_t len)
     ipc_get_u32(&r, &w->model.n_vocab);
     ipc_get_u32(&r, &w->model.n_ctx);
     if (!ipc_reader_done(&r) || !utf8_valid((const char *)notes, nn) ||
-        !utf8_valid((const char *)name, nm) || w->model.n_vocab == 0)
+        (nm > 0 && !provenance_text_ok((const char *)name, nm)) || w->model.n_vocab == 0)
         return -1;
     w->facts = (sandbox_facts){.seccomp_mode = (int)v[0],
                                .no_new_privs = (int)v[1],
@@ -357,7 +360,10 @@ static worker_status read_replies(worker *w, const worker_request *req, worker_t
             return ws;
         if (type == MSG_TEXT) {
             streamed += len;
-            int ok = utf8_valid((const char *)payload, len) && streamed <= MAX_TEXT_BYTES;
+            /* Empty pieces are never sent; refusing them bounds the number
+             * of pieces by MAX_TEXT_BYTES, so a worker cannot spin us. */
+            int ok =
+                len > 0 && utf8_valid((const char *)payload, len) && streamed <= MAX_TEXT_BYTES;
             if (ok && on_text)
                 on_text(user, (const char *)payload, len);
             free(payload);
@@ -521,4 +527,44 @@ worker_status worker_chat(worker *w, const worker_chat_request *req, worker_text
     }
     ipc_writer_free(&iw);
     return read_replies(w, &req->gen, on_text, user, cancel_fd, out, err, errlen);
+}
+
+worker_status worker_provenance(worker *w, model_provenance *out, char *err, size_t errlen)
+{
+    uint8_t type, *payload;
+    size_t len;
+    memset(out, 0, sizeof *out);
+    if (w->pid <= 0) {
+        snprintf(err, errlen, "the engine worker is not running");
+        return WORKER_CRASHED;
+    }
+    if (ipc_send(w->sock, MSG_PROVENANCE_REQUEST, NULL, 0, -1, err, errlen) != 0)
+        return reap(w, err, errlen);
+    worker_status ws = receive(w, &type, &payload, &len, 64 * 1024, err, errlen);
+    if (ws != WORKER_OK)
+        return ws;
+    if (type == MSG_ERROR) {
+        take_worker_error(payload, len, err, errlen);
+        free(payload);
+        return WORKER_REQUEST_FAILED;
+    }
+    int ok = type == MSG_PROVENANCE && provenance_decode(payload, len, out) == 0;
+    free(payload);
+    return ok ? WORKER_OK : protocol_error(w, "provenance message", err, errlen);
+}
+
+int worker_decode_ready(worker *w, const uint8_t *payload, size_t len)
+{
+    return decode_ready(w, payload, len);
+}
+
+int worker_decode_done(const worker *w, const worker_request *q, const uint8_t *payload, size_t len,
+                       worker_result *out)
+{
+    return decode_done(w, q, payload, len, out);
+}
+
+void worker_error_text(const uint8_t *payload, size_t len, char *err, size_t errlen)
+{
+    take_worker_error(payload, len, err, errlen);
 }

@@ -98,6 +98,37 @@ void engine_model_get_info(const engine_model *m, engine_model_info *info)
     info->weight_bytes_per_token = m->llama.bytes_per_token;
 }
 
+void engine_model_meta(const engine_model *m, const char *key, engine_meta_value *out)
+{
+    const gguf_kv *kv = gguf_find(m->gguf, key);
+    memset(out, 0, sizeof *out);
+    if (!kv)
+        return;
+    switch (kv->type) {
+    case GGUF_TYPE_STRING:
+        out->kind = ENGINE_META_STRING;
+        out->str = kv->v.str.ptr;
+        out->len = (size_t)kv->v.str.len;
+        return;
+    case GGUF_TYPE_UINT8:
+    case GGUF_TYPE_UINT16:
+    case GGUF_TYPE_UINT32:
+    case GGUF_TYPE_UINT64:
+        out->kind = ENGINE_META_UINT;
+        out->u = kv->v.u64;
+        return;
+    case GGUF_TYPE_INT8:
+    case GGUF_TYPE_INT16:
+    case GGUF_TYPE_INT32:
+    case GGUF_TYPE_INT64:
+        out->kind = kv->v.i64 >= 0 ? ENGINE_META_UINT : ENGINE_META_OTHER;
+        out->u = kv->v.i64 >= 0 ? (uint64_t)kv->v.i64 : 0;
+        return;
+    default:
+        out->kind = ENGINE_META_OTHER;
+    }
+}
+
 int engine_tokenize(const engine_model *m, const char *text, size_t len, int add_bos, int32_t **ids,
                     size_t *n, char *err, size_t errlen)
 {

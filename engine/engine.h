@@ -44,6 +44,30 @@ engine_model *engine_model_load(const void *data, size_t size, const char *kerne
 void engine_model_free(engine_model *m);
 void engine_model_get_info(const engine_model *m, engine_model_info *info);
 
+/* One metadata value of the model's GGUF header, looked up by key
+ * ("general.license", "general.file_type", ...). Strings are the file's
+ * bytes as stored: not validated (maybe not UTF-8, any length, control
+ * characters included), not NUL-terminated, valid while the model is
+ * loaded; whoever shows them must sanitise them. Unsigned integers (and
+ * signed ones that are not negative) come decoded; every other type
+ * (floats, bools, arrays, negative integers) is reported as OTHER. */
+typedef enum engine_meta_kind {
+    ENGINE_META_ABSENT,
+    ENGINE_META_STRING,
+    ENGINE_META_UINT,
+    ENGINE_META_OTHER,
+} engine_meta_kind;
+
+typedef struct engine_meta_value {
+    engine_meta_kind kind;
+    const char *str; /* ENGINE_META_STRING: len bytes */
+    size_t len;
+    uint64_t u; /* ENGINE_META_UINT */
+} engine_meta_value;
+
+/* Fills *out for key (kind ENGINE_META_ABSENT when the file has no such key). */
+void engine_model_meta(const engine_model *m, const char *key, engine_meta_value *out);
+
 /* ---- text <-> tokens ------------------------------------------------------ */
 
 /* Tokenizes len bytes of UTF-8 text (no special-token parsing), with a

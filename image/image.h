@@ -58,7 +58,6 @@ int keys_load_ed25519_public(const char *pem_path, uint8_t pk[32], char *err, si
 int keys_load_x25519_secret(const char *pem_path, uint8_t sk[32], char *err, size_t errlen);
 int keys_load_x25519_public(const char *pem_path, uint8_t pk[32], char *err, size_t errlen);
 
-
 /* ======================================================================
  * OpenSSF Model Signing (OMS v1.0) bundles: image/oms*.c
  *
@@ -158,7 +157,12 @@ typedef struct oms_sign_opts {
     size_t n_ignore_paths;
     const char *output_bundle; /* written atomically; excluded from the model */
     uint64_t shard_size;       /* 0 = "files" serialization, else "shards" */
-    unsigned threads;          /* 0 = automatic */
+    /* A single-file model's one resource is named "." as the Python
+     * reference signer names it and verifies it (image/OMS.md); true names
+     * it by the file's basename instead, as OMS v1.0 6.1.2 item 5 says
+     * (which the reference's verifier rejects). */
+    bool single_file_basename;
+    unsigned threads; /* 0 = automatic */
     oms_progress_fn progress;
     void *progress_arg;
 } oms_sign_opts;

@@ -208,7 +208,7 @@ static int sign_manifest(const oms_sign_opts *o, int fd, const char *root_abs, o
     req.ignore = m->ignore_paths;
     req.n_ignore = m->n_ignore_paths;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-        req.file_name = m->model_name;
+        req.file_name = o->single_file_basename ? m->model_name : ".";
     if (oms_hash_model(&req, &e, &n, NULL, err, errlen) != 0 ||
         manifest_from_entries(m, e, n, err, errlen) != 0)
         goto out;

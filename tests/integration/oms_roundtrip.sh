@@ -80,7 +80,8 @@ issue "$K/int.key" "test intermediate" "$K/root.pem" "$K/root.key" ca 30 "$K/int
 issue "$K/P-256.key" "model publisher" "$K/int.pem" "$K/int.key" leaf 30 "$K/leaf.pem"
 issue "$K/P-256.key" "expired publisher" "$K/int.pem" "$K/int.key" leaf -1 "$K/expired.pem"
 issue "$K/P-256.key" "tls server" "$K/int.pem" "$K/int.key" tls 30 "$K/tls.pem"
-for f in root.pem int.pem leaf.pem expired.pem tls.pem wrongroot.pem; do
+issue "$K/P-384.key" "model publisher p384" "$K/int.pem" "$K/int.key" leaf 30 "$K/leaf-p384.pem"
+for f in root.pem int.pem leaf.pem leaf-p384.pem expired.pem tls.pem wrongroot.pem; do
     [ -s "$K/$f" ] || { echo "FAIL could not make $f with openssl"; exit 1; }
 done
 
@@ -167,6 +168,17 @@ ok "cert sign single file" app sign-model --method certificate --model-path "$M/
     --cert-chain "$K/int.pem" --cert-chain "$K/root.pem"
 ok "cert verify single file" app verify-model --method certificate \
     --model-path "$M/single.gguf" --bundle "$B/cert1.sig" --cert-chain "$K/root.pem"
+# The other shapes, certificate method: special and unicode names, a model
+# of one empty file, ignore paths.
+for m in special unicode empty ign; do
+    ign=""
+    [ "$m" = ign ] && ign="--ignore-paths $M/ign/cache"
+    ok "cert sign $m" app sign-model --method certificate --model-path "$M/$m" \
+        --output-bundle "$B/cert-$m.sig" --private-key "$K/P-384.key" \
+        --signing-cert "$K/leaf-p384.pem" --cert-chain "$K/int.pem" $ign
+    ok "cert verify $m" app verify-model --method certificate --model-path "$M/$m" \
+        --bundle "$B/cert-$m.sig" --cert-chain "$K/root.pem" $ign
+done
 cp "$M/single.gguf" "$T/renamed.gguf"
 ok "renamed single-file model verifies" app verify-model --method key \
     --model-path "$T/renamed.gguf" --bundle "$B/single.gguf.P-256.sig" --public-key "$K/P-256.pub"

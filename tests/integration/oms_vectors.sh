@@ -47,12 +47,19 @@ PY
 
 fail=0
 count=0
+single=0
 for case in "$OMS"/cases/*/; do
     case=${case%/}
     name=$(basename "$case")
     count=$((count + 1))
     plan "$case" >"$tmp/plan" || { echo "FAIL $name: cannot read config.json"; fail=1; continue; }
     src=$(head -n 1 "$tmp/plan")
+    kind=""
+    # A model that is one file, not a folder (image/OMS.md, single files).
+    if [ -f "$src" ]; then
+        kind=" (single-file model)"
+        single=$((single + 1))
+    fi
     model="$tmp/$name/$(basename "$src")"
     mkdir -p "$tmp/$name"
     cp -R "$src" "$model" && chmod -R u+w "$model"
@@ -70,12 +77,12 @@ for case in "$OMS"/cases/*/; do
 $(tail -n +2 "$tmp/plan" | grep -v '^mod	')
 LINES
     if out=$("$APPLIANCE_BIN" image verify-model --model-path "$model" "$@" 2>&1); then
-        echo "ok   $name"
+        echo "ok   $name$kind"
     else
         echo "FAIL $name: $out"
         fail=1
     fi
 done
-echo "$count OMS conformance cases checked"
+echo "$count OMS conformance cases checked, $single of them single-file models"
 [ "$count" -gt 0 ] || exit 1
 exit $fail

@@ -169,26 +169,32 @@ static void test_hostile_frames(void **state)
     const uint8_t short_header[] = {1, 1, 0};
     const uint8_t length_lie[] = {1, 1, 0, 0, 9, 0, 0, 0, 'a'};
     const uint8_t bad_flags[] = {1, 1, 4, 0, 0, 0, 0, 0};
-    const uint8_t more_then_other_type[] = {1, 1, 1, 0, 1, 0, 0, 0, 'a'};
+    /* A MORE frame must be full: empty ones could keep us reading forever. */
+    const uint8_t short_more[] = {1, 1, 1, 0, 1, 0, 0, 0, 'a'};
+    const uint8_t empty_more[] = {1, 1, 1, 0, 0, 0, 0, 0};
+    uint8_t *more_then_other_type = calloc(1, IPC_HEADER + IPC_FRAME_PAYLOAD);
     const uint8_t other_type[] = {1, 2, 0, 0, 0, 0, 0, 0};
+    assert_non_null(more_then_other_type);
+    memcpy(more_then_other_type, (const uint8_t[]){1, 1, 1, 0, 0, 0, 1, 0}, IPC_HEADER);
     const struct {
         const uint8_t *b;
         size_t n;
-    } frames[] = {{bad_version, sizeof bad_version},
-                  {short_header, sizeof short_header},
-                  {length_lie, sizeof length_lie},
-                  {bad_flags, sizeof bad_flags}};
+    } frames[] = {{bad_version, sizeof bad_version}, {short_header, sizeof short_header},
+                  {length_lie, sizeof length_lie},   {bad_flags, sizeof bad_flags},
+                  {short_more, sizeof short_more},   {empty_more, sizeof empty_more}};
     for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++) {
         assert_int_equal(write(sv[0], frames[i].b, frames[i].n), (ssize_t)frames[i].n);
         assert_int_equal(
             ipc_recv(sv[1], &type, &payload, &len, 64, 1000, NULL, NULL, err, sizeof err), -1);
         assert_non_null(strstr(err, "malformed frame"));
     }
-    assert_int_equal(write(sv[0], more_then_other_type, sizeof more_then_other_type),
-                     (ssize_t)sizeof more_then_other_type);
+    assert_int_equal(write(sv[0], more_then_other_type, IPC_HEADER + IPC_FRAME_PAYLOAD),
+                     (ssize_t)(IPC_HEADER + IPC_FRAME_PAYLOAD));
     assert_int_equal(write(sv[0], other_type, sizeof other_type), (ssize_t)sizeof other_type);
-    assert_int_equal(ipc_recv(sv[1], &type, &payload, &len, 64, 1000, NULL, NULL, err, sizeof err),
-                     -1);
+    assert_int_equal(
+        ipc_recv(sv[1], &type, &payload, &len, 1 << 20, 1000, NULL, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "malformed frame"));
+    free(more_then_other_type);
 }
 
 int main(void)

@@ -394,7 +394,17 @@ static void test_single_file_digest(void **state)
     assert_int_equal(dlen, 32);
     assert_int_equal(EVP_Digest("alpha", 5, want, NULL, EVP_sha256(), NULL), 1);
     assert_memory_equal(digest, want, 32);
-    assert_string_equal(b.manifest.resources[0].name, "a.bin"); /* basename, per OMS 6.1.2 */
+    /* "." as the reference signer names it (image/OMS.md, single files). */
+    assert_string_equal(b.manifest.resources[0].name, ".");
+    oms_bundle_free(&b);
+    o.single_file_basename = true; /* OMS 6.1.2 item 5 */
+    assert_int_equal(oms_sign_model(&o, NULL, NULL, err, sizeof err), 0);
+    json = test_read_file(out, &len);
+    assert_int_equal(oms_bundle_parse(json, len, &b, err, sizeof err), 0);
+    free(json);
+    assert_string_equal(b.manifest.resources[0].name, "a.bin");
+    assert_int_equal(oms_manifest_single_file(&b.manifest, digest, &dlen, &ht, err, sizeof err), 0);
+    assert_memory_equal(digest, want, 32);
     oms_bundle_free(&b);
     json = test_read_file(sign_to(fx, "two.sig", fx->key, 0), &len);
     assert_int_equal(oms_bundle_parse(json, len, &b, err, sizeof err), 0);
