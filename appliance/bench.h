@@ -11,6 +11,9 @@
 
 #include "cli.h"
 
+/* -r at most: the per-repetition figures live in arrays of this size. */
+#define BENCH_MAX_REPS 1000
+
 /* Which sandbox modes --sandbox asked for (bits). */
 enum { BENCH_SANDBOX_ON = 1, BENCH_SANDBOX_OFF = 2 };
 

@@ -65,7 +65,7 @@ static int parse_sandbox_mode(const char *s, int *bits)
 
 static int parse_count(int c, const char *arg, bench_opts *o)
 {
-    uint64_t u, max = c == 't' ? 256 : c == 'r' ? 1000 : 1u << 20;
+    uint64_t u, max = c == 't' ? 256 : c == 'r' ? BENCH_MAX_REPS : 1u << 20;
     if (cli_parse_u64(arg, max, &u) || (u == 0 && c != 'p' && c != 'n'))
         return cli_usage_error("bench", BENCH_USAGE, "invalid value '%s' for -%c", arg, c);
     if (c == 'p') {

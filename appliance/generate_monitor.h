@@ -28,8 +28,10 @@ typedef struct gen_request {
     const char *expect_sha256;
 } gen_request;
 
-/* Wall time of each audit step of one request (for appliance bench --audit);
- * 0 for a step that did not run. */
+/* Wall time of each audit step of one request, as the monitor saw it (for
+ * appliance bench --audit); 0 for a step that did not run. Closing the log
+ * (SQLite folds its WAL into the database) happens after the outcome is
+ * final: the benchmark times that itself. */
 typedef struct gen_audit_times {
     double open_ms;        /* the home, its policy, reviewer key and audit log opened */
     double limits_ms;      /* the policy limits checked (the actor's recent prompts counted) */
@@ -37,7 +39,6 @@ typedef struct gen_audit_times {
     double output_ms;      /* output entry sealed and durably appended */
     double attestation_ms; /* statement built, signed with the device key, appended */
     double checkpoint_ms;  /* whether a checkpoint is due, and signing one when it is */
-    double close_ms;       /* the log closed (SQLite copies its WAL into the database) */
 } gen_audit_times;
 
 typedef struct gen_outcome {
