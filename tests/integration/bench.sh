@@ -125,7 +125,8 @@ assert d["order"] == "on,off alternating" and d["seal_ms"] > 0
 mode(d["on"])
 mode(d["off"])
 o = d["overhead"]
-assert set(o) == {"percent", "paired_percent", "cpu_paired_percent", "outside_eval_extra_ms",
+assert set(o) == {"percent", "paired_percent", "cpu_percent", "cpu_paired_percent",
+                  "outside_eval_extra_ms",
                   "outside_eval_extra_percent", "target_percent", "met", "verdict"}, o
 assert o["target_percent"] == 1 and isinstance(o["met"], bool)
 assert o["percent"] > -100 and o["verdict"].startswith("met" if o["met"] else "NOT met")
