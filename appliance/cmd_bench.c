@@ -1,4 +1,6 @@
-/* appliance bench: prefill and decode speed, memory bandwidth, decode bound. */
+/* appliance bench: prefill and decode speed, memory bandwidth, decode bound;
+ * --audit and --sandbox are in cmd_bench_audit.c and cmd_bench_sandbox.c. */
+#include "bench.h"
 #include "commands.h"
 #include "engine.h"
 #include "model_map.h"
@@ -13,7 +15,12 @@
 
 #define BENCH_USAGE                                                                                \
     "appliance bench (-m MODEL | --synthetic GEOMETRY:TYPE) [-p N] [-n N] [-t THREADS]\n"          \
-    "       [-r REPS] [--kernels NAME] [--json]"
+    "       [-r REPS] [--kernels NAME] [--json]\n"                                                 \
+    "       appliance bench --audit [--db FILE] [--synthetic SPEC] [-n N] [-t THREADS] [-r "       \
+    "REPS]\n"                                                                                      \
+    "       [--json]\n"                                                                            \
+    "       appliance bench --sandbox on|off|compare [-m MODEL | --synthetic SPEC] [-n N]\n"       \
+    "       [-t THREADS] [-r REPS] [--kernels NAME] [--json]"
 
 #define BENCH_HELP                                                                                 \
     "Measures prefill (-p tokens in one batch) and decode (-n single-token steps after it)\n"      \
@@ -27,18 +34,83 @@
     "  -t, --threads N         threads (default: online CPUs)\n"                                   \
     "  -r, --reps N            repetitions; median, min and max are reported (default 5)\n"        \
     "      --kernels NAME      kernel set (default: the best this CPU runs)\n"                     \
-    "      --json              print one JSON object\n"
+    "      --json              print one JSON object\n"                                            \
+    "--audit measures the audit log instead: durable appends per second (one writer,\n"            \
+    "several processes, group commit of many threads, batches) on a scratch log on the\n"          \
+    "home's file system, that file system's raw fsync rate, and the share the audit takes\n"       \
+    "of full greedy generate requests (-n tokens, default tinyllama:q4_0) on a scratch home.\n"    \
+    "      --db FILE           measure on FILE's file system instead (FILE is not touched)\n"      \
+    "--sandbox compares the same greedy generation through the sandboxed worker (on)\n"            \
+    "and in-process (off); compare (or on and off both given) alternates them per\n"               \
+    "repetition and reports the overhead. Model load is reported apart from generation.\n"
 
 /* Buffer for the bandwidth probe: far larger than any last-level cache here. */
 #define BANDWIDTH_BYTES ((size_t)512 << 20)
 
-typedef struct bench_opts {
-    const char *model, *synthetic, *kernels;
-    uint32_t n_prompt, n_gen, reps;
-    int threads, json;
-} bench_opts;
+enum { OPT_SYNTH = 256, OPT_JSON, OPT_KERNELS, OPT_AUDIT, OPT_SANDBOX, OPT_DB };
 
-enum { OPT_SYNTH = 256, OPT_JSON, OPT_KERNELS };
+/* --sandbox MODE: on, off, or compare (both); given twice, the modes add up. */
+static int parse_sandbox_mode(const char *s, int *bits)
+{
+    if (strcmp(s, "on") == 0)
+        *bits |= BENCH_SANDBOX_ON;
+    else if (strcmp(s, "off") == 0)
+        *bits |= BENCH_SANDBOX_OFF;
+    else if (strcmp(s, "compare") == 0)
+        *bits |= BENCH_SANDBOX_ON | BENCH_SANDBOX_OFF;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_count(int c, const char *arg, bench_opts *o)
+{
+    uint64_t u, max = c == 't' ? 256 : c == 'r' ? BENCH_MAX_REPS : 1u << 20;
+    if (cli_parse_u64(arg, max, &u) || (u == 0 && c != 'p' && c != 'n'))
+        return cli_usage_error("bench", BENCH_USAGE, "invalid value '%s' for -%c", arg, c);
+    if (c == 'p') {
+        o->n_prompt = (uint32_t)u;
+        o->n_prompt_given = 1;
+    } else if (c == 'n') {
+        o->n_gen = (uint32_t)u;
+    } else if (c == 't') {
+        o->threads = (int)u;
+    } else {
+        o->reps = (uint32_t)u;
+    }
+    return -1;
+}
+
+/* The combinations each benchmark accepts; -1 when they are fine. */
+static int check_combination(const bench_opts *o)
+{
+    if (o->audit && o->sandbox)
+        return cli_usage_error("bench", BENCH_USAGE, "give at most one of --audit and --sandbox");
+    if (o->db && !o->audit)
+        return cli_usage_error("bench", BENCH_USAGE, "--db applies to --audit only");
+    if (o->audit || o->sandbox) {
+        if (o->n_prompt_given)
+            return cli_usage_error("bench", BENCH_USAGE,
+                                   "-p applies to the engine benchmark only (--audit and "
+                                   "--sandbox use a fixed prompt)");
+        if (o->audit && o->model)
+            return cli_usage_error("bench", BENCH_USAGE,
+                                   "--audit runs a synthetic model in a scratch home: give "
+                                   "--synthetic SPEC, not -m");
+        if (o->model && o->synthetic)
+            return cli_usage_error("bench", BENCH_USAGE,
+                                   "give at most one of -m MODEL and --synthetic SPEC");
+        if (o->n_gen == 0)
+            return cli_usage_error("bench", BENCH_USAGE, "-n must be at least 1 here");
+        return -1;
+    }
+    if (!o->model == !o->synthetic)
+        return cli_usage_error("bench", BENCH_USAGE,
+                               "give exactly one of -m MODEL and --synthetic SPEC");
+    if (o->n_prompt + o->n_gen == 0)
+        return cli_usage_error("bench", BENCH_USAGE, "nothing to measure: -p and -n are both 0");
+    return -1;
+}
 
 static int parse_bench_args(int argc, char **argv, bench_opts *o)
 {
@@ -51,11 +123,13 @@ static int parse_bench_args(int argc, char **argv, bench_opts *o)
         {"reps", required_argument, NULL, 'r'},
         {"kernels", required_argument, NULL, OPT_KERNELS},
         {"json", no_argument, NULL, OPT_JSON},
+        {"audit", no_argument, NULL, OPT_AUDIT},
+        {"sandbox", required_argument, NULL, OPT_SANDBOX},
+        {"db", required_argument, NULL, OPT_DB},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    uint64_t u;
-    int c;
+    int c, rc;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "m:p:n:t:r:h", opts, NULL)) != -1) {
         if (c == 'm')
@@ -66,37 +140,30 @@ static int parse_bench_args(int argc, char **argv, bench_opts *o)
             o->kernels = optarg;
         else if (c == OPT_JSON)
             o->json = 1;
-        else if (c == 'h') {
+        else if (c == OPT_AUDIT)
+            o->audit = 1;
+        else if (c == OPT_DB)
+            o->db = optarg;
+        else if (c == OPT_SANDBOX) {
+            if (parse_sandbox_mode(optarg, &o->sandbox) != 0)
+                return cli_usage_error("bench", BENCH_USAGE,
+                                       "invalid value '%s' for --sandbox (on, off or compare)",
+                                       optarg);
+        } else if (c == 'h') {
             printf("usage: %s\n%s", BENCH_USAGE, BENCH_HELP);
             return EXIT_OK;
         } else if (c == 'p' || c == 'n' || c == 't' || c == 'r') {
-            uint64_t max = c == 't' ? 256 : c == 'r' ? 1000 : 1u << 20;
-            if (cli_parse_u64(optarg, max, &u) || (u == 0 && c != 'p' && c != 'n'))
-                return cli_usage_error("bench", BENCH_USAGE, "invalid value '%s' for -%c", optarg,
-                                       c);
-            if (c == 'p')
-                o->n_prompt = (uint32_t)u;
-            else if (c == 'n')
-                o->n_gen = (uint32_t)u;
-            else if (c == 't')
-                o->threads = (int)u;
-            else
-                o->reps = (uint32_t)u;
+            if ((rc = parse_count(c, optarg, o)) >= 0)
+                return rc;
         } else
             return cli_bad_option("bench", BENCH_USAGE, argc, argv);
     }
     if (optind < argc)
         return cli_usage_error("bench", BENCH_USAGE, "unexpected argument '%s'", argv[optind]);
-    if (!o->model == !o->synthetic)
-        return cli_usage_error("bench", BENCH_USAGE,
-                               "give exactly one of -m MODEL and "
-                               "--synthetic SPEC");
-    if (o->n_prompt + o->n_gen == 0)
-        return cli_usage_error("bench", BENCH_USAGE, "nothing to measure: -p and -n are both 0");
-    return -1;
+    return check_combination(o);
 }
 
-static double now_s(void)
+double bench_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -109,13 +176,9 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-typedef struct stats {
-    double median, min, max;
-} stats;
-
-static stats summarize(double *v, uint32_t n)
+bench_stats bench_summarize(double *v, uint32_t n)
 {
-    stats s = {0, 0, 0};
+    bench_stats s = {0, 0, 0};
     if (n == 0)
         return s;
     qsort(v, n, sizeof *v, cmp_double);
@@ -125,8 +188,22 @@ static stats summarize(double *v, uint32_t n)
     return s;
 }
 
+json_t *bench_stats_json(const bench_stats *s)
+{
+    return json_pack("{s:f, s:f, s:f}", "median", s->median, "min", s->min, "max", s->max);
+}
+
+int bench_print_json(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    int rc = s && printf("%s\n", s) >= 0 ? 0 : -1;
+    free(s);
+    return rc;
+}
+
 typedef struct bench_result {
-    stats prefill, decode;
+    bench_stats prefill, decode;
     double bandwidth_gb_s, bound;
 } bench_result;
 
@@ -135,14 +212,14 @@ static int run_once(engine_ctx *c, const int32_t *toks, const bench_opts *o, dou
                     char *err, size_t errlen)
 {
     engine_ctx_reset(c);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (o->n_prompt && engine_eval(c, toks, o->n_prompt, err, errlen) != 0)
         return -1;
-    double t1 = now_s();
+    double t1 = bench_now_s();
     for (uint32_t i = 0; i < o->n_gen; i++)
         if (engine_eval(c, &toks[o->n_prompt + i], 1, err, errlen) != 0)
             return -1;
-    double t2 = now_s();
+    double t2 = bench_now_s();
     *pp = o->n_prompt && t1 > t0 ? o->n_prompt / (t1 - t0) : 0;
     *tg = o->n_gen && t2 > t1 ? o->n_gen / (t2 - t1) : 0;
     return 0;
@@ -168,8 +245,8 @@ static int measure(engine_ctx *c, const engine_model_info *info, const bench_opt
     for (uint32_t i = 0; i < o->reps; i++)
         if (run_once(c, toks, o, &pp[i], &tg[i], err, errlen) != 0)
             goto done;
-    r->prefill = summarize(pp, o->reps);
-    r->decode = summarize(tg, o->reps);
+    r->prefill = bench_summarize(pp, o->reps);
+    r->decode = bench_summarize(tg, o->reps);
     r->bandwidth_gb_s = engine_ctx_read_bandwidth(c, BANDWIDTH_BYTES, 5);
     if (r->bandwidth_gb_s <= 0) {
         snprintf(err, errlen, "cannot allocate %zu MB to measure memory bandwidth",
@@ -243,12 +320,15 @@ static void clamp_to_context(bench_opts *o, uint32_t n_ctx)
 int cmd_bench(const app_ctx *ctx, int argc, char **argv)
 {
     bench_opts o = {.n_prompt = 512, .n_gen = 128, .reps = 5};
-    (void)ctx;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o.threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
     int rc = parse_bench_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    if (o.audit)
+        return bench_audit(ctx, &o);
+    if (o.sandbox)
+        return bench_sandbox(&o);
     model_map map = {0};
     engine_model *m = NULL;
     engine_ctx *c = NULL;

@@ -111,8 +111,10 @@ static int open_session(const app_ctx *ctx, session *s)
         free(text);
         return 0;
     }
+    double t0 = now_ms();
     if (admin_open(ctx, NULL, CMD, &s->a) != 0)
         return -1;
+    s->out->audit_times.open_ms = now_ms() - t0;
     memcpy(s->out->policy_digest, s->a.digest, sizeof s->a.digest);
     if (audit_store_mode_from_name(audit_content_mode_name(s->a.pol.audit_content), &s->mode) !=
         AUDIT_OK) {
@@ -145,10 +147,11 @@ static int64_t recent_requests(session *s)
     clock_gettime(CLOCK_REALTIME, &now);
     now.tv_sec -= 60;
     audit_filter f = {.since = since, .kind = "prompt", .actor = s->a.actor};
-    if (attest_format_time(&now, since) != 0 ||
-        audit_query(s->a.log, &f, count_entry, &n, err, sizeof err) != AUDIT_OK)
-        return -1;
-    return (int64_t)n;
+    double t0 = now_ms();
+    int ok = attest_format_time(&now, since) == 0 &&
+             audit_query(s->a.log, &f, count_entry, &n, err, sizeof err) == AUDIT_OK;
+    s->out->audit_times.limits_ms = now_ms() - t0;
+    return ok ? (int64_t)n : -1;
 }
 
 static int check_limits(session *s)
@@ -362,6 +365,7 @@ static int audit_prompt(session *s)
     char err[256];
     if (!s->a.log)
         return EXIT_OK;
+    double t0 = now_ms();
     /* The salt of the attestation's prompt commitment lives here, so the
      * officer can later prove the prompt without the attestation leaking it. */
     json_t *meta = json_pack(
@@ -380,6 +384,7 @@ static int audit_prompt(session *s)
                   : AUDIT_E_NOMEM;
     free(text);
     clock_gettime(CLOCK_REALTIME, &s->started);
+    s->out->audit_times.prompt_ms = now_ms() - t0;
     if (rc != AUDIT_OK) {
         cli_error(CMD, "refused: the prompt could not be audited (%s)", err);
         return EXIT_FAIL;
@@ -401,6 +406,7 @@ static int audit_output(session *s)
     const worker_result *r = &s->out->result;
     if (!s->a.log)
         return EXIT_OK;
+    double t0 = now_ms();
     json_t *meta =
         json_pack("{s:i, s:o, s:i, s:s, s:{s:I, s:I}}", "prompt_token_count", (int)r->n_prompt,
                   "tokens", ids_json(r->tokens, r->n_tokens), "token_count", (int)r->n_tokens,
@@ -415,6 +421,7 @@ static int audit_output(session *s)
                                         &s->out->output_seq, s->output_hash, err, sizeof err)
                   : AUDIT_E_NOMEM;
     free(text);
+    s->out->audit_times.output_ms = now_ms() - t0;
     if (rc != AUDIT_OK) {
         cli_error(CMD, "the output could not be audited (%s)", err);
         return EXIT_FAIL;
@@ -500,6 +507,7 @@ static int attest(session *s)
     size_t len;
     if (!s->a.log)
         return EXIT_OK;
+    double t0 = now_ms();
     describe_generation(s, &g, started, finished);
     int rc = EXIT_FAIL;
     if (attest_statement_json(&g, &payload, &len, err, sizeof err) != ATTEST_OK)
@@ -519,6 +527,7 @@ static int attest(session *s)
     }
     free(payload);
     free(envelope);
+    s->out->audit_times.attestation_ms = now_ms() - t0;
     return rc;
 }
 
@@ -528,14 +537,14 @@ static int attest(session *s)
 static void checkpoint_if_due(session *s)
 {
     uint64_t since = 0;
-    char err[512], *note;
-    if (!s->a.log ||
-        audit_entries_since_checkpoint(s->a.log, &since, err, sizeof err) != AUDIT_OK ||
-        since < (uint64_t)s->a.pol.checkpoint_interval)
-        return;
-    if (!(note = device_checkpoint(s->a.log, s->a.h.device_key, s->a.actor, err, sizeof err)))
+    char err[512], *note = NULL;
+    double t0 = now_ms();
+    if (s->a.log && audit_entries_since_checkpoint(s->a.log, &since, err, sizeof err) == AUDIT_OK &&
+        since >= (uint64_t)s->a.pol.checkpoint_interval &&
+        !(note = device_checkpoint(s->a.log, s->a.h.device_key, s->a.actor, err, sizeof err)))
         fprintf(stderr, "appliance: warning: the periodic audit checkpoint failed: %s\n", err);
     free(note);
+    s->out->audit_times.checkpoint_ms = now_ms() - t0;
 }
 
 static int run_request(session *s, gen_text_fn on_text, void *user)

@@ -45,6 +45,19 @@ typedef struct gen_request {
     const gen_chat *chat; /* a chat turn, or NULL */
 } gen_request;
 
+/* Wall time of each audit step of one request, as the monitor saw it (for
+ * appliance bench --audit); 0 for a step that did not run. Closing the log
+ * (SQLite folds its WAL into the database) happens after the outcome is
+ * final: the benchmark times that itself. */
+typedef struct gen_audit_times {
+    double open_ms;        /* the home, its policy, reviewer key and audit log opened */
+    double limits_ms;      /* the policy limits checked (the actor's recent prompts counted) */
+    double prompt_ms;      /* prompt entry sealed and durably appended */
+    double output_ms;      /* output entry sealed and durably appended */
+    double attestation_ms; /* statement built, signed with the device key, appended */
+    double checkpoint_ms;  /* whether a checkpoint is due, and signing one when it is */
+} gen_audit_times;
+
 typedef struct gen_outcome {
     worker_result result;
     char request_id[33];
@@ -57,6 +70,7 @@ typedef struct gen_outcome {
     int monitor_seccomp_mode; /* this process after its own filter, from /proc */
     char kernels[32];
     double load_ms;
+    gen_audit_times audit_times;
 } gen_outcome;
 
 typedef int (*gen_text_fn)(void *user, const char *text, size_t len);

@@ -17,6 +17,8 @@ struct audit_log {
     char log_id[AUDIT_LOG_ID_HEX_LEN + 1];
     char origin[96];
     int read_only;
+    int busy_timeout_ms; /* how long busy_wait() keeps retrying a locked log */
+    double busy_since;   /* when the current wait began (CLOCK_MONOTONIC seconds) */
 };
 
 /* Fills err with a printf-style sentence; returns `code` for tail calls. */

@@ -151,11 +151,41 @@ static int create_schema(audit_log *log, char *err, size_t errlen)
     return audit_commit(log, err, errlen);
 }
 
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* SQLite's busy handler for a locked log: retries after 50-100 us, the
+ * pause doubling to at most 1-2 ms (random within each step, so waiting
+ * processes do not wake in step), until busy_timeout_ms have passed since
+ * the first attempt; returns 0 to give up (the caller sees SQLITE_BUSY).
+ * sqlite3_busy_timeout's own handler sleeps 1, 2, 5, ... up to 100 ms
+ * between attempts, so the lock lay free while its waiters slept and
+ * several processes appending at once committed fewer entries per second
+ * than one process alone. */
+static int busy_wait(void *ctx, int attempts)
+{
+    audit_log *log = ctx;
+    double now = monotonic_s();
+    if (attempts == 0)
+        log->busy_since = now;
+    if ((now - log->busy_since) * 1e3 >= log->busy_timeout_ms)
+        return 0;
+    uint32_t step_us = 50u << (attempts < 5 ? attempts : 5); /* 50 us .. 1.6 ms */
+    struct timespec pause = {0, (long)(step_us + randombytes_uniform(step_us)) * 1000};
+    nanosleep(&pause, NULL);
+    return 1;
+}
+
 static int configure_connection(audit_log *log, int ms, char *err, size_t errlen)
 {
-    int rc = sqlite3_busy_timeout(log->db, ms);
+    log->busy_timeout_ms = ms;
+    int rc = sqlite3_busy_handler(log->db, busy_wait, log);
     if (rc != SQLITE_OK)
-        return audit_sqlite_fail(log->db, rc, "setting the busy timeout", err, errlen);
+        return audit_sqlite_fail(log->db, rc, "setting the busy handler", err, errlen);
     rc = exec_sql(log, "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA synchronous=FULL;",
                   "setting pragmas", err, errlen);
     if (rc != AUDIT_OK || log->read_only)
