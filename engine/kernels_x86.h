@@ -10,8 +10,8 @@
  * both give the same exact integers and everything after is shared code.
  *
  * Every float step follows the canonical order of kernels_impl.h: block b
- * fmadd's its 8 int32 partials into lane group b % 2; the lanes are stored
- * and folded by lanes_fold(), the same C code the scalar path runs. */
+ * fmadd's its 8 int32 partials into lane group b % 2 (always group 0 for
+ * Q8_0); the lanes are folded by the same additions as lanes_fold(). */
 #ifndef ENGINE_KERNELS_X86_H
 #define ENGINE_KERNELS_X86_H
 
@@ -87,14 +87,25 @@ KX_ALWAYS_INLINE int32_t kx_hsum_i32(__m256i v)
 
 /* ----------------------------------------------------------- lane storage */
 
-/* Stores the two lane groups and the min accumulators and folds them like
- * qacc_result() in kernels_scalar.c. */
-KX_ALWAYS_INLINE float kx_qresult(__m256 g0, __m256 g1, float m0, float m1, int min_sign)
+/* lanes_fold(l, 8) of the 8 lanes of v in registers: the same additions
+ * (lane i + lane i + half for half = 4, 2, 1), as vector adds. */
+KX_ALWAYS_INLINE float kx_fold8(__m256 v)
 {
-    float l[Q_GROUPS * Q_LANES];
-    _mm256_storeu_ps(l, g0);
-    _mm256_storeu_ps(l + Q_LANES, g1);
-    float r = lanes_fold(l, Q_GROUPS * Q_LANES);
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+/* Folds the lane groups and adds the min accumulators like qacc_result() in
+ * kernels_scalar.c: with two groups, fold16(g0 ++ g1) is g0 + g1 (its first
+ * halving step) then fold8; with one (Q8_0), fold8(g0) alone. */
+KX_ALWAYS_INLINE float kx_qresult(int groups, __m256 g0, __m256 g1, float m0, float m1,
+                                  int min_sign)
+{
+    if (groups == 1)
+        return kx_fold8(g0);
+    float r = kx_fold8(_mm256_add_ps(g0, g1));
     float m = m0 + m1;
     return min_sign > 0 ? r + m : r - m;
 }
@@ -152,9 +163,9 @@ KX_ALWAYS_INLINE __m256i kx_unpack_legacy(uint32_t type, const uint8_t *blk)
         m0[t] = m1[t] = 0.0f;                                                                      \
     }
 
-#define KX_ACC_RESULT(NT, sign)                                                                    \
+#define KX_ACC_RESULT(groups, NT, sign)                                                            \
     _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) out[t] =                                \
-        kx_qresult(acc0[t], acc1[t], m0[t], m1[t], sign)
+        kx_qresult(groups, acc0[t], acc1[t], m0[t], m1[t], sign)
 
 /* Block b of a legacy-type weight row against NT activation rows. Signed
  * weights use |w| x sign(a, w) so the unsigned operand is the weight. */
@@ -201,10 +212,12 @@ KX_ALWAYS_INLINE void kx_legacy_rows(uint32_t type, int NT, int64_t nblk, const 
                                      const uint8_t *const *a, const float *sc4, float *out)
 {
     KX_ACC_DECLARE(NT)
-#define KX_LEGACY_STEP(b, acc, m) kx_legacy_block(type, NT, b, w, a, sc4, acc, m)
+    /* Q8_0 has one lane group: odd blocks go to acc0 as well */
+#define KX_LEGACY_STEP(b, acc, m)                                                                  \
+    kx_legacy_block(type, NT, b, w, a, sc4, q_groups(type) == 1 ? acc0 : (acc), m)
     KX_BLOCK_PAIRS(nblk, KX_LEGACY_STEP);
 #undef KX_LEGACY_STEP
-    KX_ACC_RESULT(NT, +1);
+    KX_ACC_RESULT(q_groups(type), NT, +1);
 }
 
 /* Converts the fp16 scales of one full tile's activation blocks to float,
@@ -284,7 +297,7 @@ KX_ALWAYS_INLINE void kx_q45k_rows(uint32_t type, int NT, int64_t nblk, const ui
 #define KX_Q45K_STEP(b, acc, m) kx_q45k_block(type, NT, b, w, a, acc, m)
     KX_BLOCK_PAIRS(nblk, KX_Q45K_STEP);
 #undef KX_Q45K_STEP
-    KX_ACC_RESULT(NT, -1);
+    KX_ACC_RESULT(Q_GROUPS, NT, -1);
 }
 
 /* Super-block b of a Q6_K weight row against NT Q8_K activation rows. */
@@ -340,7 +353,7 @@ KX_ALWAYS_INLINE void kx_q6k_rows(int NT, int64_t nblk, const uint8_t *w, const 
 #define KX_Q6K_STEP(b, acc, m) kx_q6k_block(NT, b, w, a, acc, m)
     KX_BLOCK_PAIRS(nblk, KX_Q6K_STEP);
 #undef KX_Q6K_STEP
-    KX_ACC_RESULT(NT, +1);
+    KX_ACC_RESULT(Q_GROUPS, NT, +1);
 }
 
 /* ------------------------------------------------------------ float types */
