@@ -307,6 +307,13 @@ static float *alloc_floats(size_t n, int *failed)
     return p;
 }
 
+/* Per-thread attention scratch: the scores of one query-head group over
+ * the context, and one key or value row converted to F32. */
+static size_t attn_scratch_floats(const llama_hparams *hp, uint32_t n_ctx)
+{
+    return (size_t)(hp->n_head / hp->n_head_kv) * n_ctx + hp->head_dim;
+}
+
 int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint32_t n_batch,
                      int n_threads, int logits_all, char *err, size_t errlen)
 {
@@ -326,7 +333,7 @@ int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint3
     s->v = alloc_floats(nb * kv, &failed);
     s->hb = alloc_floats(nb * hp->n_ff, &failed);
     s->hb2 = alloc_floats(nb * hp->n_ff, &failed);
-    s->att = alloc_floats((size_t)n_threads * n_ctx, &failed);
+    s->att = alloc_floats((size_t)n_threads * attn_scratch_floats(hp, n_ctx), &failed);
     s->rope = alloc_floats(nb * hp->rope_dim, &failed);
     s->key_cache = calloc((size_t)hp->n_layer * n_ctx * kv + 1, sizeof(uint16_t));
     s->value_cache = calloc((size_t)hp->n_layer * n_ctx * kv + 1, sizeof(uint16_t));
@@ -591,73 +598,91 @@ void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
         dst[i] = fp16_to_fp32(src[i]);
 }
 
-/* Dot product of floats with F16 values in one fixed order: element i goes
- * to partial sum i % 8 (two 4-lane vectors), and the eight sums are
- * combined pairwise at the end. */
-static float dot_f16_lanes8(const float *a, const uint16_t *b, uint32_t n)
+/* Dot product in one fixed order: element i goes to partial sum i % 8 (two
+ * 4-lane vectors), and the eight sums are combined pairwise at the end. */
+static float dot_lanes8(const float *a, const float *b, uint32_t n)
 {
     v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
     uint32_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        lo += load4(a + i) * f16x4(b + i);
-        hi += load4(a + i + 4) * f16x4(b + i + 4);
+        lo += load4(a + i) * load4(b + i);
+        hi += load4(a + i + 4) * load4(b + i + 4);
     }
     float acc[8] = {lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]};
     for (; i < n; i++)
-        acc[i % 8] += a[i] * fp16_to_fp32(b[i]);
+        acc[i % 8] += a[i] * b[i];
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
-/* y += a * x for F16 x, element by element (no reduction: any width gives
- * the same result). */
-static void axpy_f16(float *y, float a, const uint16_t *x, uint32_t n)
+/* y += a * x, element by element (no reduction: any width gives the same
+ * result). */
+static void axpy(float *y, float a, const float *x, uint32_t n)
 {
     uint32_t i = 0;
     v4f av = {a, a, a, a};
     for (; i + 4 <= n; i += 4) {
-        v4f r = load4(y + i) + av * f16x4(x + i);
+        v4f r = load4(y + i) + av * load4(x + i);
         memcpy(y + i, &r, sizeof r);
     }
     for (; i < n; i++)
-        y[i] += a * fp16_to_fp32(x[i]);
+        y[i] += a * x[i];
 }
 
-/* Causal grouped-query attention of batch row b, head h, over the cache. */
+/* Causal grouped-query attention of batch row b for the query heads that
+ * share one key/value head. Each cached key and value row is converted to
+ * F32 once (exactly) and used by every head of the group; per head, the
+ * arithmetic is the same as one head at a time. */
 typedef struct attn_job {
     const run *r;
     uint32_t layer, pos;
 } attn_job;
 
-static void attention_heads(void *arg, int64_t begin, int64_t end, int thread)
+static void attention_group(const attn_job *j, uint32_t b, uint32_t kvh, float *scratch)
 {
-    const attn_job *j = arg;
     const llama_hparams *hp = &j->r->m->hp;
     llama_state *s = j->r->s;
-    uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    float scale = 1.0f / sqrtf((float)hd), *att = s->att + (size_t)thread * s->n_ctx;
-    for (int64_t item = begin; item < end; item++) {
-        uint32_t b = (uint32_t)(item / hp->n_head), h = (uint32_t)(item % hp->n_head);
-        uint32_t last = j->pos + b, kvo = (h / group) * hd;
-        float *q = s->q + ((size_t)b * hp->n_head + h) * hd;
-        float max = -INFINITY, sum = 0;
-        for (uint32_t i = 0; i < hd; i++)
-            q[i] = round_f16(q[i]);
-        for (uint32_t t = 0; t <= last; t++) {
-            const uint16_t *k = cache_row(s->key_cache, hp, s->n_ctx, j->layer, t) + kvo;
-            att[t] = dot_f16_lanes8(q, k, hd) * scale;
+    const uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const uint32_t last = j->pos + b, kvo = kvh * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *row = scratch + (size_t)group * s->n_ctx; /* one converted K or V row */
+    float *q0 = s->q + ((size_t)b * hp->n_head + (size_t)kvh * group) * hd;
+    float *out0 = s->xb2 + ((size_t)b * hp->n_head + (size_t)kvh * group) * hd;
+    for (uint32_t i = 0; i < group * hd; i++)
+        q0[i] = round_f16(q0[i]);
+    for (uint32_t t = 0; t <= last; t++) {
+        f16_to_f32_row(cache_row(s->key_cache, hp, s->n_ctx, j->layer, t) + kvo, row, hd);
+        for (uint32_t g = 0; g < group; g++)
+            scratch[(size_t)g * s->n_ctx + t] = dot_lanes8(q0 + (size_t)g * hd, row, hd) * scale;
+    }
+    for (uint32_t g = 0; g < group; g++) {
+        float *att = scratch + (size_t)g * s->n_ctx, max = -INFINITY, sum = 0;
+        for (uint32_t t = 0; t <= last; t++)
             max = att[t] > max ? att[t] : max;
-        }
         for (uint32_t t = 0; t <= last; t++) {
             att[t] = expf(att[t] - max);
             sum += att[t];
         }
-        float *out = s->xb2 + ((size_t)b * hp->n_head + h) * hd, inv = 1.0f / sum;
-        memset(out, 0, hd * sizeof *out);
-        for (uint32_t t = 0; t <= last; t++) {
-            const uint16_t *v = cache_row(s->value_cache, hp, s->n_ctx, j->layer, t) + kvo;
-            axpy_f16(out, round_f16(att[t] * inv), v, hd);
-        }
+        const float inv = 1.0f / sum;
+        for (uint32_t t = 0; t <= last; t++)
+            att[t] = round_f16(att[t] * inv);
     }
+    memset(out0, 0, (size_t)group * hd * sizeof *out0);
+    for (uint32_t t = 0; t <= last; t++) {
+        f16_to_f32_row(cache_row(s->value_cache, hp, s->n_ctx, j->layer, t) + kvo, row, hd);
+        for (uint32_t g = 0; g < group; g++)
+            axpy(out0 + (size_t)g * hd, scratch[(size_t)g * s->n_ctx + t], row, hd);
+    }
+}
+
+/* Items are (batch row, key/value head) pairs. */
+static void attention_items(void *arg, int64_t begin, int64_t end, int thread)
+{
+    const attn_job *j = arg;
+    const llama_hparams *hp = &j->r->m->hp;
+    float *scratch = j->r->s->att + (size_t)thread * attn_scratch_floats(hp, j->r->s->n_ctx);
+    for (int64_t item = begin; item < end; item++)
+        attention_group(j, (uint32_t)(item / hp->n_head_kv), (uint32_t)(item % hp->n_head_kv),
+                        scratch);
 }
 
 static void attention(const run *r, uint32_t layer, uint32_t pos, int nb)
@@ -671,9 +696,10 @@ static void attention(const run *r, uint32_t layer, uint32_t pos, int nb)
         vc[i] = fp32_to_fp16(r->s->v[i]);
     }
     attn_job j = {r, layer, pos};
-    /* a head's work grows with the context; keep chunks above ~32K multiply-adds */
-    int64_t grain = 32768 / ((int64_t)(pos + (uint32_t)nb) * hp->head_dim * 2) + 1;
-    pool_for(r->p, (int64_t)nb * hp->n_head, grain, attention_heads, &j);
+    /* an item's work grows with the context; keep chunks above ~32K multiply-adds */
+    const int64_t group = hp->n_head / hp->n_head_kv;
+    int64_t grain = 32768 / ((int64_t)(pos + (uint32_t)nb) * hp->head_dim * 2 * group) + 1;
+    pool_for(r->p, (int64_t)nb * hp->n_head_kv, grain, attention_items, &j);
 }
 
 /* hb = silu(hb) * hb2, row by row. */
