@@ -307,11 +307,15 @@ static float *alloc_floats(size_t n, int *failed)
     return p;
 }
 
+/* Cached value rows converted to F32 together, then summed into each
+ * head's output while the output stays in registers. */
+#define ATTN_V_TILE 32
+
 /* Per-thread attention scratch: the scores of one query-head group over
- * the context, and one key or value row converted to F32. */
+ * the context, and ATTN_V_TILE key or value rows converted to F32. */
 static size_t attn_scratch_floats(const llama_hparams *hp, uint32_t n_ctx)
 {
-    return (size_t)(hp->n_head / hp->n_head_kv) * n_ctx + hp->head_dim;
+    return (size_t)(hp->n_head / hp->n_head_kv) * n_ctx + (size_t)ATTN_V_TILE * hp->head_dim;
 }
 
 int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint32_t n_batch,
@@ -574,9 +578,13 @@ typedef uint32_t v4u __attribute__((vector_size(16)));
 /* Four F16 values as F32, exactly: the magnitude bits shifted into place are
  * a float 2^112 too small (for subnormal halves too), so one exact multiply
  * rebases the exponent; infinities and NaNs get the all-ones exponent. */
+typedef uint16_t v4h __attribute__((vector_size(8)));
+
 static v4f f16x4(const uint16_t *h)
 {
-    v4u x = {h[0], h[1], h[2], h[3]}, u, mag = (x & 0x7fffu) << 13;
+    v4h hv;
+    memcpy(&hv, h, sizeof hv); /* one 8-byte load, widened in registers */
+    v4u x = __builtin_convertvector(hv, v4u), u, mag = (x & 0x7fffu) << 13;
     v4f f;
     memcpy(&f, &mag, sizeof f);
     f *= 0x1p112f;
@@ -614,18 +622,29 @@ static float dot_lanes8(const float *a, const float *b, uint32_t n)
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
-/* y += a * x, element by element (no reduction: any width gives the same
- * result). */
-static void axpy(float *y, float a, const float *x, uint32_t n)
+/* y += a[t] * x[t] for t = 0..nt-1 (x: nt rows of n floats), element by
+ * element in t order (y[i] = y[i] + a[t] * x[t][i], two roundings, as every
+ * path computes it), with 32 outputs at a time held in registers across the
+ * rows instead of stored after each one. */
+static void axpy_rows(float *y, const float *a, const float *x, uint32_t nt, uint32_t n)
 {
     uint32_t i = 0;
-    v4f av = {a, a, a, a};
-    for (; i + 4 <= n; i += 4) {
-        v4f r = load4(y + i) + av * load4(x + i);
-        memcpy(y + i, &r, sizeof r);
+    for (; i + 32 <= n; i += 32) {
+        v4f acc[8];
+        for (int k = 0; k < 8; k++)
+            acc[k] = load4(y + i + 4 * k);
+        for (uint32_t t = 0; t < nt; t++) {
+            const v4f av = {a[t], a[t], a[t], a[t]};
+            const float *xt = x + (size_t)t * n + i;
+            for (int k = 0; k < 8; k++)
+                acc[k] = acc[k] + av * load4(xt + 4 * k);
+        }
+        for (int k = 0; k < 8; k++)
+            memcpy(y + i + 4 * k, &acc[k], sizeof acc[k]);
     }
     for (; i < n; i++)
-        y[i] += a * x[i];
+        for (uint32_t t = 0; t < nt; t++)
+            y[i] += a[t] * x[(size_t)t * n + i];
 }
 
 /* Causal grouped-query attention of batch row b for the query heads that
@@ -644,7 +663,7 @@ static void attention_group(const attn_job *j, uint32_t b, uint32_t kvh, float *
     const uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const uint32_t last = j->pos + b, kvo = kvh * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *row = scratch + (size_t)group * s->n_ctx; /* one converted K or V row */
+    float *row = scratch + (size_t)group * s->n_ctx; /* converted K or V rows */
     float *q0 = s->q + ((size_t)b * hp->n_head + (size_t)kvh * group) * hd;
     float *out0 = s->xb2 + ((size_t)b * hp->n_head + (size_t)kvh * group) * hd;
     for (uint32_t i = 0; i < group * hd; i++)
@@ -667,10 +686,13 @@ static void attention_group(const attn_job *j, uint32_t b, uint32_t kvh, float *
             att[t] = round_f16(att[t] * inv);
     }
     memset(out0, 0, (size_t)group * hd * sizeof *out0);
-    for (uint32_t t = 0; t <= last; t++) {
-        f16_to_f32_row(cache_row(s->value_cache, hp, s->n_ctx, j->layer, t) + kvo, row, hd);
+    for (uint32_t t0 = 0; t0 <= last; t0 += ATTN_V_TILE) {
+        const uint32_t nt = last + 1 - t0 < ATTN_V_TILE ? last + 1 - t0 : ATTN_V_TILE;
+        for (uint32_t t = 0; t < nt; t++)
+            f16_to_f32_row(cache_row(s->value_cache, hp, s->n_ctx, j->layer, t0 + t) + kvo,
+                           row + (size_t)t * hd, hd);
         for (uint32_t g = 0; g < group; g++)
-            axpy(out0 + (size_t)g * hd, scratch[(size_t)g * s->n_ctx + t], row, hd);
+            axpy_rows(out0 + (size_t)g * hd, scratch + (size_t)g * s->n_ctx + t0, row, nt, hd);
     }
 }
 
