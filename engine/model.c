@@ -436,38 +436,69 @@ static void matmul_rows(void *arg, int64_t begin, int64_t end, int thread)
     }
 }
 
+/* Quantization of nb rows of n floats into a weight type's activation
+ * format. A single row (decode) is split into parts of QUANT_PART elements
+ * (whole activation blocks, which are independent) so that both threads
+ * share the work; nb rows are split by row. With up set, x is first
+ * replaced by silu(x) * up over the same elements (SwiGLU), so the FFN
+ * needs no separate pass for it. */
+#define QUANT_PART 256
+
 typedef struct quant_job {
     const kernels *k;
     uint32_t weight_type;
-    const float *x;
-    int64_t n;
+    float *x;
+    const float *up; /* NULL, or SwiGLU's up projection (x is the gate) */
+    int64_t n, parts;
     uint8_t *out;
-    size_t stride;
+    size_t stride, part_bytes;
 } quant_job;
 
 /* Float weights take F32 activations; F16 and BF16 ones get them rounded to
  * their own precision first, as llama.cpp does. 8-bit formats come from the
  * kernel set, whose codes are llama.cpp's byte for byte. */
-static void quantize_rows(void *arg, int64_t begin, int64_t end, int thread)
+static void quantize_items(void *arg, int64_t begin, int64_t end, int thread)
 {
     const quant_job *q = arg;
     (void)thread;
-    for (int64_t b = begin; b < end; b++) {
-        uint8_t *out = q->out + (size_t)b * q->stride;
-        const float *x = q->x + b * q->n;
+    for (int64_t item = begin; item < end; item++) {
+        const int64_t b = item / q->parts, e0 = item % q->parts * QUANT_PART;
+        const int64_t len = q->n - e0 < QUANT_PART || q->parts == 1 ? q->n - e0 : QUANT_PART;
+        uint8_t *out = q->out + (size_t)b * q->stride + (size_t)(item % q->parts) * q->part_bytes;
+        float *x = q->x + b * q->n + e0;
+        if (q->up) {
+            const float *u = q->up + b * q->n + e0;
+            for (int64_t i = 0; i < len; i++)
+                x[i] = x[i] / (1.0f + expf(-x[i])) * u[i];
+        }
         if ((q->weight_type == TT_F16 || q->weight_type == TT_BF16) &&
             activation_type(q->weight_type) == TT_F32) {
             float *o = (float *)(void *)out;
-            for (int64_t i = 0; i < q->n; i++)
+            for (int64_t i = 0; i < len; i++)
                 o[i] = q->weight_type == TT_F16 ? round_f16(x[i]) : round_bf16(x[i]);
         } else {
-            q->k->quantize_activations(q->weight_type, x, out, q->n);
+            q->k->quantize_activations(q->weight_type, x, out, len);
         }
     }
 }
 
-static void matmul(const run *r, int n_mats, const weight *const *w, float *const *y,
-                   const float *x, int nb)
+/* Quantizes x (nb rows of n) for weight type wt into out, rows stride bytes
+ * apart, in parallel; applies SwiGLU first when up is set. */
+static void quantize(const run *r, uint32_t wt, float *x, const float *up, int64_t n, int nb,
+                     uint8_t *out, size_t stride)
+{
+    quant_job q = {r->k, wt, x, up, n, 1, out, stride, 0};
+    if (nb == 1 && n > QUANT_PART) {
+        q.parts = (n + QUANT_PART - 1) / QUANT_PART;
+        q.part_bytes = activation_row_bytes(wt, QUANT_PART);
+    }
+    pool_for(r->p, nb * q.parts, nb == 1 ? 2 : 1, quantize_items, &q);
+}
+
+/* y[i] = W[i] x for n_mats weights sharing the input x; with up set (one
+ * weight only), x = silu(x) * up first. */
+static void matmul_ex(const run *r, int n_mats, const weight *const *w, float *const *y, float *x,
+                      const float *up, int nb)
 {
     matmul_job j = {.k = r->k, .n_mats = n_mats, .nb = nb};
     int64_t n_in = w[0]->n_in;
@@ -481,14 +512,19 @@ static void matmul(const run *r, int n_mats, const weight *const *w, float *cons
             if (activation_type(w[prev]->type) == at)
                 j.act[i] = j.act[prev];
         if (!j.act[i]) {
-            quant_job q = {r->k, w[i]->type, x, n_in, r->s->act[i], j.act_stride[i]};
-            pool_for(r->p, nb, 1, quantize_rows, &q);
+            quantize(r, w[i]->type, x, i == 0 ? up : NULL, n_in, nb, r->s->act[i], j.act_stride[i]);
             j.act[i] = r->s->act[i];
         }
     }
     /* at least ~64K multiply-adds per chunk, so tiny products run inline */
     int64_t grain = (65536 / (n_in * nb) + 15) / 16 * 16;
     pool_for(r->p, j.first_row[n_mats], grain < 16 ? 16 : grain, matmul_rows, &j);
+}
+
+static void matmul(const run *r, int n_mats, const weight *const *w, float *const *y, float *x,
+                   int nb)
+{
+    matmul_ex(r, n_mats, w, y, x, NULL, nb);
 }
 
 /* out = x / sqrt(mean(x^2) + eps) * w, for nb rows of n; sums in double. */
@@ -724,21 +760,6 @@ static void attention(const run *r, uint32_t layer, uint32_t pos, int nb)
     pool_for(r->p, (int64_t)nb * hp->n_head_kv, grain, attention_items, &j);
 }
 
-/* hb = silu(hb) * hb2, row by row. */
-typedef struct swiglu_job {
-    float *g;
-    const float *u;
-    int64_t n;
-} swiglu_job;
-
-static void swiglu_rows(void *arg, int64_t begin, int64_t end, int thread)
-{
-    const swiglu_job *j = arg;
-    (void)thread;
-    for (int64_t i = begin * j->n; i < end * j->n; i++)
-        j->g[i] = j->g[i] / (1.0f + expf(-j->g[i])) * j->u[i];
-}
-
 static void add_rows(float *x, const float *d, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -781,9 +802,8 @@ void llama_forward(const llama_model *m, llama_state *s, const kernels *k, pool 
         rmsnorm(&r, s->xb, s->x, L->ffn_norm, nb);
         matmul(&r, 2, (const weight *[]){&L->w_gate, &L->w_up}, (float *[]){s->hb, s->hb2}, s->xb,
                nb);
-        swiglu_job sw = {s->hb, s->hb2, hp->n_ff};
-        pool_for(p, nb, 1, swiglu_rows, &sw);
-        matmul(&r, 1, (const weight *[]){&L->w_down}, (float *[]){s->xb}, s->hb, nb);
+        /* hb = silu(hb) * hb2 (SwiGLU), applied as hb is quantized for W_down */
+        matmul_ex(&r, 1, (const weight *[]){&L->w_down}, (float *[]){s->xb}, s->hb, s->hb2, nb);
         add_rows(s->x, s->xb, nb * dim);
     }
     /* classifier over every row, or only the last one */
