@@ -17,6 +17,10 @@
  *    S = fp32(a.s); Q4_K/Q5_K M = fp32(w.dmin) * a.d, S = (float) sum_c
  *    m_c * (bsum[2c] + bsum[2c+1]). Result = fold16(lane[0] ++ lane[1]) +
  *    (mins[0] + mins[1]) for Q4_1/Q5_1, minus it for Q4_K/Q5_K.
+ *  - Q8_0 is the exception: ONE lane group (every block into lane[0]) and
+ *    result = fold8(lane[0]). That is llama.cpp's own x86 Q8_0 x Q8_0 order
+ *    (one 8-lane fmadd accumulator, then hsum_float_8, which is this fold),
+ *    so our Q8_0 activations downstream get the reference's 8-bit codes.
  * Nothing depends on which rows or how many activation rows one call
  * computes, so results are the same for any thread split or batch size. */
 #ifndef ENGINE_KERNELS_IMPL_H
@@ -31,7 +35,7 @@
 #define QK_K     256
 #define F_LANES  32 /* float lanes of the F32/F16/BF16 dot */
 #define Q_LANES  8  /* int32 partials per block */
-#define Q_GROUPS 2  /* lane groups (block parity) */
+#define Q_GROUPS 2  /* lane groups (block parity); Q8_0 uses one */
 
 typedef struct {
     uint16_t d;
@@ -116,6 +120,12 @@ static inline void kq_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m
         *sc = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
         *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
     }
+}
+
+/* Lane groups of a quantized type's canonical order (see above). */
+static inline int q_groups(uint32_t weight_type)
+{
+    return weight_type == TT_Q8_0 ? 1 : Q_GROUPS;
 }
 
 /* Folds n (a power of two) lanes in place as the canonical halving tree and

@@ -4,7 +4,8 @@
  * int8 x int8 products widen to int16 (|w| <= 128, |a| <= 127: no
  * overflow), pairwise adds give the exact int32 partial of elements
  * 4k..4k+3, and vfmaq_f32 (fused, like fmaf) accumulates them into the
- * lane group of the block's parity; lanes_fold() finishes. Weight unpacking
+ * lane group of the block's parity (one group for Q8_0); lanes_fold()
+ * finishes. Weight unpacking
  * into int8 is plain C. Compiled only for aarch64 (engine/CMakeLists.txt);
  * scripts/cross-check-neon builds and runs it under emulation. */
 #include "kernels_impl.h"
@@ -25,15 +26,17 @@ static inline void neon_partials32(const int8_t *w, const int8_t *a, int32x4_t *
     *hi = vpaddq_s32(s2, s3);
 }
 
-/* Two lane groups of 8 (as 2 x float32x4 each) plus min accumulators. */
+/* Lane groups of 8 (as 2 x float32x4 each; two groups, one for Q8_0) plus
+ * min accumulators. */
 typedef struct {
     float32x4_t lo[Q_GROUPS], hi[Q_GROUPS];
     float mins[Q_GROUPS];
+    int groups;
 } neon_acc;
 
 static inline void neon_acc_add(neon_acc *acc, int64_t b, float scale, int32x4_t lo, int32x4_t hi)
 {
-    const int g = (int)(b % Q_GROUPS);
+    const int g = (int)(b % acc->groups);
     const float32x4_t s = vdupq_n_f32(scale);
     acc->lo[g] = vfmaq_f32(acc->lo[g], vcvtq_f32_s32(lo), s);
     acc->hi[g] = vfmaq_f32(acc->hi[g], vcvtq_f32_s32(hi), s);
@@ -46,13 +49,16 @@ static inline float neon_acc_result(const neon_acc *acc, int min_sign)
         vst1q_f32(l + Q_LANES * g, acc->lo[g]);
         vst1q_f32(l + Q_LANES * g + 4, acc->hi[g]);
     }
-    const float r = lanes_fold(l, Q_GROUPS * Q_LANES);
+    const float r = lanes_fold(l, acc->groups * Q_LANES);
+    if (acc->groups == 1)
+        return r;
     const float m = acc->mins[0] + acc->mins[1];
     return min_sign > 0 ? r + m : r - m;
 }
 
-static inline void neon_acc_init(neon_acc *acc)
+static inline void neon_acc_init(neon_acc *acc, uint32_t type)
 {
+    acc->groups = q_groups(type);
     for (int g = 0; g < Q_GROUPS; g++) {
         acc->lo[g] = acc->hi[g] = vdupq_n_f32(0.0f);
         acc->mins[g] = 0.0f;
@@ -152,7 +158,7 @@ static float neon_dot_legacy(uint32_t type, int64_t n, const uint8_t *w, const u
     const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const size_t aq_off = with_min ? 4 : 2;
     neon_acc acc;
-    neon_acc_init(&acc);
+    neon_acc_init(&acc, type);
     for (int64_t b = 0; b < n / QK32; b++, w += wb, a += ab) {
         int8_t q[32];
         int32x4_t lo, hi;
@@ -160,7 +166,7 @@ static float neon_dot_legacy(uint32_t type, int64_t n, const uint8_t *w, const u
         neon_partials32(q, (const int8_t *)(a + aq_off), &lo, &hi);
         neon_acc_add(&acc, b, h2f(w) * h2f(a), lo, hi);
         if (with_min)
-            acc.mins[b % Q_GROUPS] = fmaf(h2f(w + 2), h2f(a + 2), acc.mins[b % Q_GROUPS]);
+            acc.mins[b % acc.groups] = fmaf(h2f(w + 2), h2f(a + 2), acc.mins[b % acc.groups]);
     }
     return neon_acc_result(&acc, +1);
 }
@@ -171,7 +177,7 @@ static float neon_dot_kquant(uint32_t type, int64_t n, const uint8_t *w, const u
 {
     const size_t wb = tensor_type_get(type)->bytes;
     neon_acc acc;
-    neon_acc_init(&acc);
+    neon_acc_init(&acc, type);
     for (int64_t b = 0; b < n / QK_K; b++, w += wb, a += sizeof(block_q8_K)) {
         const block_q8_K *y = (const block_q8_K *)a;
         int8_t q[256];
@@ -221,7 +227,7 @@ static float neon_dot_kquant(uint32_t type, int64_t n, const uint8_t *w, const u
         for (int c = 0; c < 8; c++)
             summs += mins[c] * (y->bsums[2 * c] + y->bsums[2 * c + 1]);
         neon_acc_add(&acc, b, h2f(w) * y->d, plo, phi);
-        acc.mins[b % Q_GROUPS] = fmaf(h2f(w + 2) * y->d, (float)summs, acc.mins[b % Q_GROUPS]);
+        acc.mins[b % acc.groups] = fmaf(h2f(w + 2) * y->d, (float)summs, acc.mins[b % acc.groups]);
     }
     return neon_acc_result(&acc, type == TT_Q6_K ? +1 : -1);
 }

@@ -31,33 +31,38 @@ static float dot_float(uint32_t type, int64_t n, const uint8_t *w, const float *
 
 /* ------------------------------------------------------- quantized weights */
 
-/* Lane state of one quantized dot: two groups of 8 lanes (block parity) and
- * one min/offset accumulator per group. */
+/* Lane state of one quantized dot: groups of 8 lanes (block b goes to group
+ * b % groups: two, or one for Q8_0) and one min/offset accumulator per
+ * group. */
 typedef struct {
     float lane[Q_GROUPS][Q_LANES];
     float mins[Q_GROUPS];
+    int groups;
 } qacc;
 
 static void qacc_add(qacc *acc, int64_t block, float scale, const int32_t p[Q_LANES])
 {
-    float *l = acc->lane[block % Q_GROUPS];
+    float *l = acc->lane[block % acc->groups];
     for (int k = 0; k < Q_LANES; k++)
         l[k] = fmaf(scale, (float)p[k], l[k]);
 }
 
 static void qacc_add_min(qacc *acc, int64_t block, float a, float b)
 {
-    float *m = &acc->mins[block % Q_GROUPS];
+    float *m = &acc->mins[block % acc->groups];
     *m = fmaf(a, b, *m);
 }
 
-/* Fold of the 16 lanes (group 0 lanes 0..7, group 1 lanes 8..15), then the
- * min terms added (sign +1) or subtracted (sign -1). */
+/* Fold of the 8 * groups lanes (group 0 lanes 0..7, group 1 lanes 8..15),
+ * then, with two groups, the min terms added (sign +1) or subtracted (sign
+ * -1). */
 static float qacc_result(qacc *acc, int min_sign)
 {
     float l[Q_GROUPS * Q_LANES];
     memcpy(l, acc->lane, sizeof l);
-    float r = lanes_fold(l, Q_GROUPS * Q_LANES);
+    float r = lanes_fold(l, acc->groups * Q_LANES);
+    if (acc->groups == 1)
+        return r;
     float m = acc->mins[0] + acc->mins[1];
     return min_sign > 0 ? r + m : r - m;
 }
@@ -136,7 +141,7 @@ static float dot_legacy(uint32_t type, int64_t n, const uint8_t *w, const uint8_
     const size_t wb = tensor_type_get(type)->bytes;
     const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
     const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    qacc acc = {0};
+    qacc acc = {.groups = q_groups(type)};
     for (int64_t b = 0; b < n / QK32; b++, w += wb, a += ab) {
         int q[32];
         int32_t p[Q_LANES];
@@ -192,7 +197,7 @@ static void unpack_kquant(uint32_t type, const uint8_t *blk, int q[256], int sc[
 static float dot_kquant(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *a)
 {
     const size_t wb = tensor_type_get(type)->bytes;
-    qacc acc = {0};
+    qacc acc = {.groups = q_groups(type)};
     for (int64_t b = 0; b < n / QK_K; b++, w += wb, a += sizeof(block_q8_K)) {
         const block_q8_K *y = (const block_q8_K *)a;
         int q[256], sc[256], mins[8];

@@ -10,8 +10,8 @@
  * both give the same exact integers and everything after is shared code.
  *
  * Every float step follows the canonical order of kernels_impl.h: block b
- * fmadd's its 8 int32 partials into lane group b % 2; the lanes are stored
- * and folded by lanes_fold(), the same C code the scalar path runs. */
+ * fmadd's its 8 int32 partials into lane group b % 2 (always group 0 for
+ * Q8_0); the lanes are folded by the same additions as lanes_fold(). */
 #ifndef ENGINE_KERNELS_X86_H
 #define ENGINE_KERNELS_X86_H
 
@@ -25,7 +25,11 @@
 /* Full tiles of legacy-type rows up to this many blocks get their
  * activation scales converted to float once per tile (kx_tile_scales). */
 #define KX_SC_BLOCKS 512
-#define KX_SC_STRIDE 8  /* floats per block: 4 d, 4 s */
+#define KX_SC_STRIDE 8 /* floats per block: 4 d, 4 s */
+/* Decode passes prefetch weight bytes this far ahead: two threads then
+ * stream ~10-15% closer to the DRAM read bandwidth than with the hardware
+ * prefetchers alone (2048 beat 512 and 1024 in A/B runs). */
+#define KX_PREFETCH  2048
 #define KX_ROW_BLOCK 16 /* weight rows kept hot while activation tiles stream */
 
 KX_ALWAYS_INLINE __m256i kx_load(const void *p)
@@ -87,14 +91,25 @@ KX_ALWAYS_INLINE int32_t kx_hsum_i32(__m256i v)
 
 /* ----------------------------------------------------------- lane storage */
 
-/* Stores the two lane groups and the min accumulators and folds them like
- * qacc_result() in kernels_scalar.c. */
-KX_ALWAYS_INLINE float kx_qresult(__m256 g0, __m256 g1, float m0, float m1, int min_sign)
+/* lanes_fold(l, 8) of the 8 lanes of v in registers: the same additions
+ * (lane i + lane i + half for half = 4, 2, 1), as vector adds. */
+KX_ALWAYS_INLINE float kx_fold8(__m256 v)
 {
-    float l[Q_GROUPS * Q_LANES];
-    _mm256_storeu_ps(l, g0);
-    _mm256_storeu_ps(l + Q_LANES, g1);
-    float r = lanes_fold(l, Q_GROUPS * Q_LANES);
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+/* Folds the lane groups and adds the min accumulators like qacc_result() in
+ * kernels_scalar.c: with two groups, fold16(g0 ++ g1) is g0 + g1 (its first
+ * halving step) then fold8; with one (Q8_0), fold8(g0) alone. */
+KX_ALWAYS_INLINE float kx_qresult(int groups, __m256 g0, __m256 g1, float m0, float m1,
+                                  int min_sign)
+{
+    if (groups == 1)
+        return kx_fold8(g0);
+    float r = kx_fold8(_mm256_add_ps(g0, g1));
     float m = m0 + m1;
     return min_sign > 0 ? r + m : r - m;
 }
@@ -152,9 +167,9 @@ KX_ALWAYS_INLINE __m256i kx_unpack_legacy(uint32_t type, const uint8_t *blk)
         m0[t] = m1[t] = 0.0f;                                                                      \
     }
 
-#define KX_ACC_RESULT(NT, sign)                                                                    \
+#define KX_ACC_RESULT(groups, NT, sign)                                                            \
     _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) out[t] =                                \
-        kx_qresult(acc0[t], acc1[t], m0[t], m1[t], sign)
+        kx_qresult(groups, acc0[t], acc1[t], m0[t], m1[t], sign)
 
 /* Block b of a legacy-type weight row against NT activation rows. Signed
  * weights use |w| x sign(a, w) so the unsigned operand is the weight. */
@@ -201,10 +216,12 @@ KX_ALWAYS_INLINE void kx_legacy_rows(uint32_t type, int NT, int64_t nblk, const 
                                      const uint8_t *const *a, const float *sc4, float *out)
 {
     KX_ACC_DECLARE(NT)
-#define KX_LEGACY_STEP(b, acc, m) kx_legacy_block(type, NT, b, w, a, sc4, acc, m)
+    /* Q8_0 has one lane group: odd blocks go to acc0 as well */
+#define KX_LEGACY_STEP(b, acc, m)                                                                  \
+    kx_legacy_block(type, NT, b, w, a, sc4, q_groups(type) == 1 ? acc0 : (acc), m)
     KX_BLOCK_PAIRS(nblk, KX_LEGACY_STEP);
 #undef KX_LEGACY_STEP
-    KX_ACC_RESULT(NT, +1);
+    KX_ACC_RESULT(q_groups(type), NT, +1);
 }
 
 /* Converts the fp16 scales of one full tile's activation blocks to float,
@@ -284,7 +301,7 @@ KX_ALWAYS_INLINE void kx_q45k_rows(uint32_t type, int NT, int64_t nblk, const ui
 #define KX_Q45K_STEP(b, acc, m) kx_q45k_block(type, NT, b, w, a, acc, m)
     KX_BLOCK_PAIRS(nblk, KX_Q45K_STEP);
 #undef KX_Q45K_STEP
-    KX_ACC_RESULT(NT, -1);
+    KX_ACC_RESULT(Q_GROUPS, NT, -1);
 }
 
 /* Super-block b of a Q6_K weight row against NT Q8_K activation rows. */
@@ -340,7 +357,7 @@ KX_ALWAYS_INLINE void kx_q6k_rows(int NT, int64_t nblk, const uint8_t *w, const 
 #define KX_Q6K_STEP(b, acc, m) kx_q6k_block(NT, b, w, a, acc, m)
     KX_BLOCK_PAIRS(nblk, KX_Q6K_STEP);
 #undef KX_Q6K_STEP
-    KX_ACC_RESULT(NT, +1);
+    KX_ACC_RESULT(Q_GROUPS, NT, +1);
 }
 
 /* ------------------------------------------------------------ float types */
@@ -398,6 +415,348 @@ KX_ALWAYS_INLINE void kx_float_rows(uint32_t type, int NT, int64_t n, const uint
         }
         out[t] = lanes_fold(lane, F_LANES);
     }
+}
+
+/* ------------------------------------------- decode: one activation row */
+
+/* The matrix-vector product (nb == 1) of a decode step streams every weight
+ * byte once, so it runs at memory speed only if each block costs a few
+ * cycles. Per call, facts about the one activation row that every weight
+ * row needs are computed once (kx_act1); each weight row is then one pass
+ * with no per-block conversions of activation data. The arithmetic is the
+ * canonical order, unchanged: integer partials are exact however they are
+ * formed, and the float steps are the same fmadd's into the same lanes. */
+
+/* Activation facts for up to KX_SC_BLOCKS 32-element blocks (legacy types)
+ * or KX_SC_BLOCKS / 8 super-blocks (k-quants). */
+typedef struct kx_act1 {
+    float d[KX_SC_BLOCKS]; /* fp32(a.d) per block */
+    float s[KX_SC_BLOCKS]; /* fp32(a.s) per block (Q8_1) */
+    /* Q4_0/Q5_0: -offset * (sum of a over elements 4k..4k+3), lane k; with
+     * unsigned weight codes q, dot4(q, a) + off = dot4(q - offset, a). */
+    __m256i off[KX_SC_BLOCKS];
+    /* k-quants: bsum[2c] + bsum[2c+1] as int16 lane c, per super-block */
+    __m128i bsum2[KX_SC_BLOCKS / 8];
+} kx_act1;
+
+/* The fp32 values of the fp16 fields at p, p + stride, p + 2 stride and
+ * p + 3 stride (the d of 4 consecutive blocks): one conversion for four. */
+KX_ALWAYS_INLINE __m128 kx_h2f_x4(const uint8_t *p, size_t stride)
+{
+    uint16_t h[4];
+    for (int i = 0; i < 4; i++)
+        memcpy(&h[i], p + (size_t)i * stride, 2);
+    uint64_t v;
+    memcpy(&v, h, 8);
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
+}
+
+/* Lane j (0..3) of the 128-bit v, in all 8 lanes, given vv = v ++ v. */
+#define KX_LANE_ALL(vv, j) _mm256_permute_ps(vv, (j)*0x55)
+
+/* 16 packed bytes -> 32 nibbles as kx_nibbles, by one broadcast load and a
+ * per-half shift (the high half shifted right by 4). */
+KX_ALWAYS_INLINE __m256i kx_nibbles_b(const uint8_t *qs)
+{
+    const __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    const __m256i sh = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+    return _mm256_and_si256(_mm256_srlv_epi32(x, sh), _mm256_set1_epi8(0x0F));
+}
+
+static int kx_act1_prepare(uint32_t type, int64_t n, const uint8_t *a, kx_act1 *f)
+{
+    if (type == TT_Q4_K || type == TT_Q5_K || type == TT_Q6_K) {
+        const int64_t nsb = n / QK_K;
+        if (nsb > KX_SC_BLOCKS / 8)
+            return 0;
+        for (int64_t b = 0; b < nsb; b++) {
+            const block_q8_K *y = (const block_q8_K *)a + b;
+            const __m256i bs = kx_load(y->bsums);
+            /* adjacent int16 pairs summed: madd with ones, then packed back */
+            const __m256i s32 = _mm256_madd_epi16(bs, _mm256_set1_epi16(1));
+            f->bsum2[b] =
+                _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        }
+        return 1;
+    }
+    const int64_t nblk = n / QK32;
+    if (nblk > KX_SC_BLOCKS)
+        return 0;
+    const int q8_1 = activation_type(type) == TT_Q8_1;
+    const size_t ab = q8_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const int offset = type == TT_Q4_0 ? 8 : type == TT_Q5_0 ? 16 : 0;
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *ablk = a + (size_t)b * ab;
+        f->d[b] = kx_h2f(ablk);
+        f->s[b] = q8_1 ? kx_h2f(ablk + 2) : 0.0f;
+        if (offset) {
+            const __m256i sum4 = KX_DOT4(_mm256_set1_epi8(1), kx_load(ablk + 2));
+            f->off[b] = _mm256_mullo_epi32(sum4, _mm256_set1_epi32(-offset));
+        }
+    }
+    return 1;
+}
+
+/* One block of a legacy-type row in the decode pass: p = exact partials,
+ * then acc += D * p with D = dw * da given in all lanes. */
+KX_ALWAYS_INLINE void kx_gemv_legacy_block(uint32_t type, const uint8_t *wblk, const uint8_t *ablk,
+                                           const kx_act1 *f, int64_t b, __m256 dd, __m256 *acc)
+{
+    __m256i p;
+    if (type == TT_Q8_0) {
+        const __m256i q = kx_load(((const block_q8_0 *)wblk)->qs);
+        p = KX_DOT4(_mm256_sign_epi8(q, q), _mm256_sign_epi8(kx_load(ablk + 2), q));
+    } else {
+        const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
+        const uint8_t *qs = type == TT_Q4_0   ? ((const block_q4_0 *)wblk)->qs
+                            : type == TT_Q4_1 ? ((const block_q4_1 *)wblk)->qs
+                            : type == TT_Q5_0 ? ((const block_q5_0 *)wblk)->qs
+                                              : ((const block_q5_1 *)wblk)->qs;
+        __m256i q = kx_nibbles_b(qs);
+        if (type == TT_Q5_0 || type == TT_Q5_1) {
+            uint32_t qh;
+            memcpy(&qh,
+                   type == TT_Q5_0 ? ((const block_q5_0 *)wblk)->qh
+                                   : ((const block_q5_1 *)wblk)->qh,
+                   4);
+            q = _mm256_or_si256(q, kx_bits_to_0x10(qh));
+        }
+        const __m256i s = kx_load(ablk + (with_min ? 4 : 2));
+        p = KX_DOT4(q, s);
+        if (!with_min)
+            p = _mm256_add_epi32(p, f->off[b]);
+    }
+    *acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), *acc);
+}
+
+/* One legacy-type weight row against the prepared activation row. Blocks go
+ * four at a time so that their four weight scales are converted and
+ * multiplied by the activation scales in one vector step each. */
+KX_ALWAYS_INLINE float kx_gemv_legacy_row(uint32_t type, int64_t nblk, const uint8_t *w,
+                                          const uint8_t *a, const kx_act1 *f)
+{
+    const size_t wb = type == TT_Q4_0   ? sizeof(block_q4_0)
+                      : type == TT_Q4_1 ? sizeof(block_q4_1)
+                      : type == TT_Q5_0 ? sizeof(block_q5_0)
+                      : type == TT_Q5_1 ? sizeof(block_q5_1)
+                                        : sizeof(block_q8_0);
+    const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
+    const int one_group = q_groups(type) == 1;
+    const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float m0 = 0.0f, m1 = 0.0f;
+    int64_t b = 0;
+    for (; b + 4 <= nblk; b += 4) {
+        const uint8_t *wblk = w + (size_t)b * wb, *ablk = a + (size_t)b * ab;
+        _mm_prefetch((const char *)wblk + KX_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)wblk + KX_PREFETCH + 64, _MM_HINT_T0);
+        const __m128 d4 = _mm_mul_ps(kx_h2f_x4(wblk, wb), _mm_loadu_ps(f->d + b));
+        const __m256 dd = _mm256_set_m128(d4, d4);
+        kx_gemv_legacy_block(type, wblk, ablk, f, b, KX_LANE_ALL(dd, 0), &acc0);
+        kx_gemv_legacy_block(type, wblk + wb, ablk + ab, f, b + 1, KX_LANE_ALL(dd, 1),
+                             one_group ? &acc0 : &acc1);
+        kx_gemv_legacy_block(type, wblk + 2 * wb, ablk + 2 * ab, f, b + 2, KX_LANE_ALL(dd, 2),
+                             &acc0);
+        kx_gemv_legacy_block(type, wblk + 3 * wb, ablk + 3 * ab, f, b + 3, KX_LANE_ALL(dd, 3),
+                             one_group ? &acc0 : &acc1);
+        if (with_min) {
+            float mw[4], sa[4];
+            _mm_storeu_ps(mw, kx_h2f_x4(wblk + 2, wb));
+            _mm_storeu_ps(sa, _mm_loadu_ps(f->s + b));
+            m0 = fmaf(mw[0], sa[0], m0);
+            m1 = fmaf(mw[1], sa[1], m1);
+            m0 = fmaf(mw[2], sa[2], m0);
+            m1 = fmaf(mw[3], sa[3], m1);
+        }
+    }
+    for (; b < nblk; b++) {
+        const uint8_t *wblk = w + (size_t)b * wb, *ablk = a + (size_t)b * ab;
+        const int odd = (b % 2) && !one_group;
+        kx_gemv_legacy_block(type, wblk, ablk, f, b, _mm256_set1_ps(kx_h2f(wblk) * f->d[b]),
+                             odd ? &acc1 : &acc0);
+        if (with_min) {
+            float *m = (b % 2) ? &m1 : &m0;
+            *m = fmaf(kx_h2f(wblk + 2), f->s[b], *m);
+        }
+    }
+    return kx_qresult(q_groups(type), acc0, acc1, m0, m1, +1);
+}
+
+/* Per-chunk int16 scale vectors of a k-quant super-block: sc16 holds the 8
+ * chunk scales as int16 in each 128-bit half; chunk c's vector is its scale
+ * in every int16 lane (one byte shuffle). */
+KX_ALWAYS_INLINE __m256i kx_chunk_scale(__m256i sc16, int c)
+{
+    return _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(0x0100 + 0x0202 * c)));
+}
+
+/* One Q4_K/Q5_K super-block in the decode pass. */
+KX_ALWAYS_INLINE void kx_gemv_q45k_block(uint32_t type, const uint8_t *wblk, const block_q8_K *y,
+                                         __m128i bsum2, __m256 *acc, float *mins)
+{
+    const uint8_t *s = wblk + 4;
+    uint32_t a, bb, c;
+    memcpy(&a, s, 4);
+    memcpy(&bb, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    const uint32_t sc_lo = a & 0x3f3f3f3fu, mn_lo = bb & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    const uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((bb >> 2) & 0x30303030u);
+    const __m128i sc8 = _mm_cvtepu8_epi16(
+        _mm_cvtsi64_si128((long long)(((uint64_t)sc_hi << 32) | (uint64_t)sc_lo)));
+    const __m128i mn8 = _mm_cvtepu8_epi16(
+        _mm_cvtsi64_si128((long long)(((uint64_t)mn_hi << 32) | (uint64_t)mn_lo)));
+    const __m256i sc16 = _mm256_broadcastsi128_si256(sc8);
+    const uint8_t *qs =
+        type == TT_Q4_K ? ((const block_q4_K *)wblk)->qs : ((const block_q5_K *)wblk)->qs;
+    __m256i qh = _mm256_setzero_si256();
+    if (type == TT_Q5_K)
+        qh = kx_load(((const block_q5_K *)wblk)->qh);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i p = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int pr = 0; pr < 4; pr++) {
+        const __m256i x = kx_load(qs + 32 * pr);
+        __m256i lo = _mm256_and_si256(x, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+        if (type == TT_Q5_K) {
+            const __m256i one = _mm256_set1_epi8(1);
+            lo = _mm256_or_si256(
+                lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * pr), one), 4));
+            hi = _mm256_or_si256(
+                hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * pr + 1), one), 4));
+        }
+        p = _mm256_add_epi32(
+            p, KX_DOT4_SCALED(lo, kx_load(y->qs + 64 * pr), kx_chunk_scale(sc16, 2 * pr)));
+        p = _mm256_add_epi32(
+            p, KX_DOT4_SCALED(hi, kx_load(y->qs + 64 * pr + 32), kx_chunk_scale(sc16, 2 * pr + 1)));
+    }
+    /* S = sum_c m_c * (bsum[2c] + bsum[2c+1]), exact in int32 */
+    __m128i sm = _mm_madd_epi16(mn8, bsum2);
+    sm = _mm_add_epi32(sm, _mm_shuffle_epi32(sm, 0x4e));
+    sm = _mm_add_epi32(sm, _mm_shuffle_epi32(sm, 0xb1));
+    const float dw = kx_h2f(wblk), dminw = kx_h2f(wblk + 2);
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), _mm256_cvtepi32_ps(p), *acc);
+    *mins = fmaf(dminw * y->d, (float)_mm_cvtsi128_si32(sm), *mins);
+}
+
+/* One Q6_K super-block in the decode pass. */
+KX_ALWAYS_INLINE void kx_gemv_q6k_block(const uint8_t *wblk, const block_q8_K *y, __m256 *acc)
+{
+    const block_q6_K *x = (const block_q6_K *)wblk;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    __m256i p = _mm256_setzero_si256();
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        /* scales 8h..8h+7 as int16 in both halves; sub-chunk s takes scale
+         * 2s (+8h) in its low half and 2s+1 in its high half */
+        const __m256i sc16 = _mm256_broadcastsi128_si256(
+            _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(x->scales + 8 * h))));
+        const __m256i x0 = kx_load(x->ql + 64 * h), x1 = kx_load(x->ql + 64 * h + 32);
+        const __m256i hv = kx_load(x->qh + 32 * h);
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(x0, m4),
+                               _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+        q[1] =
+            _mm256_or_si256(_mm256_and_si256(x1, m4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+        q[2] =
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(x0, 4), m4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+        q[3] =
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(x1, 4), m4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+#pragma GCC unroll 4
+        for (int sub = 0; sub < 4; sub++) {
+            const __m256i pick =
+                _mm256_set_m128i(_mm_set1_epi16((short)(0x0100 + 0x0202 * (2 * sub + 1))),
+                                 _mm_set1_epi16((short)(0x0100 + 0x0202 * (2 * sub))));
+            const __m256i scv = _mm256_shuffle_epi8(sc16, pick);
+            p = _mm256_add_epi32(p, KX_DOT4_Q6(q[sub], kx_load(y->qs + 32 * (4 * h + sub)), scv));
+        }
+    }
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(kx_h2f(&x->d) * y->d), _mm256_cvtepi32_ps(p), *acc);
+}
+
+KX_ALWAYS_INLINE float kx_gemv_kquant_row(uint32_t type, int64_t nsb, const uint8_t *w,
+                                          const uint8_t *a, const kx_act1 *f)
+{
+    const size_t wb = type == TT_Q4_K   ? sizeof(block_q4_K)
+                      : type == TT_Q5_K ? sizeof(block_q5_K)
+                                        : sizeof(block_q6_K);
+    const block_q8_K *y = (const block_q8_K *)a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float m0 = 0.0f, m1 = 0.0f;
+    int64_t b = 0;
+    for (; b + 2 <= nsb; b += 2) {
+        for (size_t o = 0; o < 2 * wb; o += 64)
+            _mm_prefetch((const char *)w + (size_t)b * wb + KX_PREFETCH + o, _MM_HINT_T0);
+        if (type == TT_Q6_K) {
+            kx_gemv_q6k_block(w + (size_t)b * wb, y + b, &acc0);
+            kx_gemv_q6k_block(w + (size_t)(b + 1) * wb, y + b + 1, &acc1);
+        } else {
+            kx_gemv_q45k_block(type, w + (size_t)b * wb, y + b, f->bsum2[b], &acc0, &m0);
+            kx_gemv_q45k_block(type, w + (size_t)(b + 1) * wb, y + b + 1, f->bsum2[b + 1], &acc1,
+                               &m1);
+        }
+    }
+    if (b < nsb) {
+        if (type == TT_Q6_K)
+            kx_gemv_q6k_block(w + (size_t)b * wb, y + b, &acc0);
+        else
+            kx_gemv_q45k_block(type, w + (size_t)b * wb, y + b, f->bsum2[b], &acc0, &m0);
+    }
+    return kx_qresult(Q_GROUPS, acc0, acc1, m0, m1, type == TT_Q6_K ? +1 : -1);
+}
+
+/* The decode product y[r] = dot(row r, a) for r in [r0, r1). Returns 0 (and
+ * computes nothing) for types or lengths it does not specialise. */
+static int kx_gemv(uint32_t type, int64_t n, const uint8_t *w, size_t w_stride, const uint8_t *a,
+                   float *y, int64_t r0, int64_t r1)
+{
+    kx_act1 f;
+    switch (type) {
+    case TT_Q4_0:
+    case TT_Q4_1:
+    case TT_Q5_0:
+    case TT_Q5_1:
+    case TT_Q8_0:
+    case TT_Q4_K:
+    case TT_Q5_K:
+    case TT_Q6_K:
+        break;
+    default:
+        return 0;
+    }
+    if (!kx_act1_prepare(type, n, a, &f))
+        return 0;
+#define KX_GEMV_LEGACY(T)                                                                          \
+    for (int64_t r = r0; r < r1; r++)                                                              \
+        y[r] = kx_gemv_legacy_row(T, n / QK32, w + (size_t)r * w_stride, a, &f);
+#define KX_GEMV_KQUANT(T)                                                                          \
+    for (int64_t r = r0; r < r1; r++)                                                              \
+        y[r] = kx_gemv_kquant_row(T, n / QK_K, w + (size_t)r * w_stride, a, &f);
+    switch (type) {
+    case TT_Q4_0:
+        KX_GEMV_LEGACY(TT_Q4_0) break;
+    case TT_Q4_1:
+        KX_GEMV_LEGACY(TT_Q4_1) break;
+    case TT_Q5_0:
+        KX_GEMV_LEGACY(TT_Q5_0) break;
+    case TT_Q5_1:
+        KX_GEMV_LEGACY(TT_Q5_1) break;
+    case TT_Q8_0:
+        KX_GEMV_LEGACY(TT_Q8_0) break;
+    case TT_Q4_K:
+        KX_GEMV_KQUANT(TT_Q4_K) break;
+    case TT_Q5_K:
+        KX_GEMV_KQUANT(TT_Q5_K) break;
+    default:
+        KX_GEMV_KQUANT(TT_Q6_K) break;
+    }
+#undef KX_GEMV_LEGACY
+#undef KX_GEMV_KQUANT
+    return 1;
 }
 
 /* ---------------------------------------------------------------- driver */
@@ -496,6 +855,8 @@ static void kx_mul_mat(uint32_t weight_type, int64_t n, const void *w, size_t w_
                        int64_t r0, int64_t r1)
 {
     const uint8_t *wp = w, *ap = a;
+    if (nb == 1 && kx_gemv(weight_type, n, w, w_stride, a, y, r0, r1))
+        return;
     const int legacy = weight_type == TT_Q4_0 || weight_type == TT_Q4_1 || weight_type == TT_Q5_0 ||
                        weight_type == TT_Q5_1 || weight_type == TT_Q8_0;
     const int64_t nblk = n / QK32;

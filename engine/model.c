@@ -307,6 +307,17 @@ static float *alloc_floats(size_t n, int *failed)
     return p;
 }
 
+/* Cached value rows converted to F32 together, then summed into each
+ * head's output while the output stays in registers. */
+#define ATTN_V_TILE 32
+
+/* Per-thread attention scratch: the scores of one query-head group over
+ * the context, and ATTN_V_TILE key or value rows converted to F32. */
+static size_t attn_scratch_floats(const llama_hparams *hp, uint32_t n_ctx)
+{
+    return (size_t)(hp->n_head / hp->n_head_kv) * n_ctx + (size_t)ATTN_V_TILE * hp->head_dim;
+}
+
 int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint32_t n_batch,
                      int n_threads, int logits_all, char *err, size_t errlen)
 {
@@ -326,7 +337,7 @@ int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint3
     s->v = alloc_floats(nb * kv, &failed);
     s->hb = alloc_floats(nb * hp->n_ff, &failed);
     s->hb2 = alloc_floats(nb * hp->n_ff, &failed);
-    s->att = alloc_floats((size_t)n_threads * n_ctx, &failed);
+    s->att = alloc_floats((size_t)n_threads * attn_scratch_floats(hp, n_ctx), &failed);
     s->rope = alloc_floats(nb * hp->rope_dim, &failed);
     s->key_cache = calloc((size_t)hp->n_layer * n_ctx * kv + 1, sizeof(uint16_t));
     s->value_cache = calloc((size_t)hp->n_layer * n_ctx * kv + 1, sizeof(uint16_t));
@@ -425,38 +436,69 @@ static void matmul_rows(void *arg, int64_t begin, int64_t end, int thread)
     }
 }
 
+/* Quantization of nb rows of n floats into a weight type's activation
+ * format. A single row (decode) is split into parts of QUANT_PART elements
+ * (whole activation blocks, which are independent) so that both threads
+ * share the work; nb rows are split by row. With up set, x is first
+ * replaced by silu(x) * up over the same elements (SwiGLU), so the FFN
+ * needs no separate pass for it. */
+#define QUANT_PART 256
+
 typedef struct quant_job {
     const kernels *k;
     uint32_t weight_type;
-    const float *x;
-    int64_t n;
+    float *x;
+    const float *up; /* NULL, or SwiGLU's up projection (x is the gate) */
+    int64_t n, parts;
     uint8_t *out;
-    size_t stride;
+    size_t stride, part_bytes;
 } quant_job;
 
 /* Float weights take F32 activations; F16 and BF16 ones get them rounded to
  * their own precision first, as llama.cpp does. 8-bit formats come from the
  * kernel set, whose codes are llama.cpp's byte for byte. */
-static void quantize_rows(void *arg, int64_t begin, int64_t end, int thread)
+static void quantize_items(void *arg, int64_t begin, int64_t end, int thread)
 {
     const quant_job *q = arg;
     (void)thread;
-    for (int64_t b = begin; b < end; b++) {
-        uint8_t *out = q->out + (size_t)b * q->stride;
-        const float *x = q->x + b * q->n;
+    for (int64_t item = begin; item < end; item++) {
+        const int64_t b = item / q->parts, e0 = item % q->parts * QUANT_PART;
+        const int64_t len = q->n - e0 < QUANT_PART || q->parts == 1 ? q->n - e0 : QUANT_PART;
+        uint8_t *out = q->out + (size_t)b * q->stride + (size_t)(item % q->parts) * q->part_bytes;
+        float *x = q->x + b * q->n + e0;
+        if (q->up) {
+            const float *u = q->up + b * q->n + e0;
+            for (int64_t i = 0; i < len; i++)
+                x[i] = x[i] / (1.0f + expf(-x[i])) * u[i];
+        }
         if ((q->weight_type == TT_F16 || q->weight_type == TT_BF16) &&
             activation_type(q->weight_type) == TT_F32) {
             float *o = (float *)(void *)out;
-            for (int64_t i = 0; i < q->n; i++)
+            for (int64_t i = 0; i < len; i++)
                 o[i] = q->weight_type == TT_F16 ? round_f16(x[i]) : round_bf16(x[i]);
         } else {
-            q->k->quantize_activations(q->weight_type, x, out, q->n);
+            q->k->quantize_activations(q->weight_type, x, out, len);
         }
     }
 }
 
-static void matmul(const run *r, int n_mats, const weight *const *w, float *const *y,
-                   const float *x, int nb)
+/* Quantizes x (nb rows of n) for weight type wt into out, rows stride bytes
+ * apart, in parallel; applies SwiGLU first when up is set. */
+static void quantize(const run *r, uint32_t wt, float *x, const float *up, int64_t n, int nb,
+                     uint8_t *out, size_t stride)
+{
+    quant_job q = {r->k, wt, x, up, n, 1, out, stride, 0};
+    if (nb == 1 && n > QUANT_PART) {
+        q.parts = (n + QUANT_PART - 1) / QUANT_PART;
+        q.part_bytes = activation_row_bytes(wt, QUANT_PART);
+    }
+    pool_for(r->p, nb * q.parts, nb == 1 ? 2 : 1, quantize_items, &q);
+}
+
+/* y[i] = W[i] x for n_mats weights sharing the input x; with up set (one
+ * weight only), x = silu(x) * up first. */
+static void matmul_ex(const run *r, int n_mats, const weight *const *w, float *const *y, float *x,
+                      const float *up, int nb)
 {
     matmul_job j = {.k = r->k, .n_mats = n_mats, .nb = nb};
     int64_t n_in = w[0]->n_in;
@@ -470,14 +512,19 @@ static void matmul(const run *r, int n_mats, const weight *const *w, float *cons
             if (activation_type(w[prev]->type) == at)
                 j.act[i] = j.act[prev];
         if (!j.act[i]) {
-            quant_job q = {r->k, w[i]->type, x, n_in, r->s->act[i], j.act_stride[i]};
-            pool_for(r->p, nb, 1, quantize_rows, &q);
+            quantize(r, w[i]->type, x, i == 0 ? up : NULL, n_in, nb, r->s->act[i], j.act_stride[i]);
             j.act[i] = r->s->act[i];
         }
     }
     /* at least ~64K multiply-adds per chunk, so tiny products run inline */
     int64_t grain = (65536 / (n_in * nb) + 15) / 16 * 16;
     pool_for(r->p, j.first_row[n_mats], grain < 16 ? 16 : grain, matmul_rows, &j);
+}
+
+static void matmul(const run *r, int n_mats, const weight *const *w, float *const *y, float *x,
+                   int nb)
+{
+    matmul_ex(r, n_mats, w, y, x, NULL, nb);
 }
 
 /* out = x / sqrt(mean(x^2) + eps) * w, for nb rows of n; sums in double. */
@@ -567,9 +614,13 @@ typedef uint32_t v4u __attribute__((vector_size(16)));
 /* Four F16 values as F32, exactly: the magnitude bits shifted into place are
  * a float 2^112 too small (for subnormal halves too), so one exact multiply
  * rebases the exponent; infinities and NaNs get the all-ones exponent. */
+typedef uint16_t v4h __attribute__((vector_size(8)));
+
 static v4f f16x4(const uint16_t *h)
 {
-    v4u x = {h[0], h[1], h[2], h[3]}, u, mag = (x & 0x7fffu) << 13;
+    v4h hv;
+    memcpy(&hv, h, sizeof hv); /* one 8-byte load, widened in registers */
+    v4u x = __builtin_convertvector(hv, v4u), u, mag = (x & 0x7fffu) << 13;
     v4f f;
     memcpy(&f, &mag, sizeof f);
     f *= 0x1p112f;
@@ -591,73 +642,105 @@ void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
         dst[i] = fp16_to_fp32(src[i]);
 }
 
-/* Dot product of floats with F16 values in one fixed order: element i goes
- * to partial sum i % 8 (two 4-lane vectors), and the eight sums are
- * combined pairwise at the end. */
-static float dot_f16_lanes8(const float *a, const uint16_t *b, uint32_t n)
+/* Dot product in one fixed order: element i goes to partial sum i % 8 (two
+ * 4-lane vectors), and the eight sums are combined pairwise at the end. */
+static float dot_lanes8(const float *a, const float *b, uint32_t n)
 {
     v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
     uint32_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        lo += load4(a + i) * f16x4(b + i);
-        hi += load4(a + i + 4) * f16x4(b + i + 4);
+        lo += load4(a + i) * load4(b + i);
+        hi += load4(a + i + 4) * load4(b + i + 4);
     }
     float acc[8] = {lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]};
     for (; i < n; i++)
-        acc[i % 8] += a[i] * fp16_to_fp32(b[i]);
+        acc[i % 8] += a[i] * b[i];
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
-/* y += a * x for F16 x, element by element (no reduction: any width gives
- * the same result). */
-static void axpy_f16(float *y, float a, const uint16_t *x, uint32_t n)
+/* y += a[t] * x[t] for t = 0..nt-1 (x: nt rows of n floats), element by
+ * element in t order (y[i] = y[i] + a[t] * x[t][i], two roundings, as every
+ * path computes it), with 32 outputs at a time held in registers across the
+ * rows instead of stored after each one. */
+static void axpy_rows(float *y, const float *a, const float *x, uint32_t nt, uint32_t n)
 {
     uint32_t i = 0;
-    v4f av = {a, a, a, a};
-    for (; i + 4 <= n; i += 4) {
-        v4f r = load4(y + i) + av * f16x4(x + i);
-        memcpy(y + i, &r, sizeof r);
+    for (; i + 32 <= n; i += 32) {
+        v4f acc[8];
+        for (int k = 0; k < 8; k++)
+            acc[k] = load4(y + i + 4 * k);
+        for (uint32_t t = 0; t < nt; t++) {
+            const v4f av = {a[t], a[t], a[t], a[t]};
+            const float *xt = x + (size_t)t * n + i;
+            for (int k = 0; k < 8; k++)
+                acc[k] = acc[k] + av * load4(xt + 4 * k);
+        }
+        for (int k = 0; k < 8; k++)
+            memcpy(y + i + 4 * k, &acc[k], sizeof acc[k]);
     }
     for (; i < n; i++)
-        y[i] += a * fp16_to_fp32(x[i]);
+        for (uint32_t t = 0; t < nt; t++)
+            y[i] += a[t] * x[(size_t)t * n + i];
 }
 
-/* Causal grouped-query attention of batch row b, head h, over the cache. */
+/* Causal grouped-query attention of batch row b for the query heads that
+ * share one key/value head. Each cached key and value row is converted to
+ * F32 once (exactly) and used by every head of the group; per head, the
+ * arithmetic is the same as one head at a time. */
 typedef struct attn_job {
     const run *r;
     uint32_t layer, pos;
 } attn_job;
 
-static void attention_heads(void *arg, int64_t begin, int64_t end, int thread)
+static void attention_group(const attn_job *j, uint32_t b, uint32_t kvh, float *scratch)
 {
-    const attn_job *j = arg;
     const llama_hparams *hp = &j->r->m->hp;
     llama_state *s = j->r->s;
-    uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    float scale = 1.0f / sqrtf((float)hd), *att = s->att + (size_t)thread * s->n_ctx;
-    for (int64_t item = begin; item < end; item++) {
-        uint32_t b = (uint32_t)(item / hp->n_head), h = (uint32_t)(item % hp->n_head);
-        uint32_t last = j->pos + b, kvo = (h / group) * hd;
-        float *q = s->q + ((size_t)b * hp->n_head + h) * hd;
-        float max = -INFINITY, sum = 0;
-        for (uint32_t i = 0; i < hd; i++)
-            q[i] = round_f16(q[i]);
-        for (uint32_t t = 0; t <= last; t++) {
-            const uint16_t *k = cache_row(s->key_cache, hp, s->n_ctx, j->layer, t) + kvo;
-            att[t] = dot_f16_lanes8(q, k, hd) * scale;
+    const uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const uint32_t last = j->pos + b, kvo = kvh * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *row = scratch + (size_t)group * s->n_ctx; /* converted K or V rows */
+    float *q0 = s->q + ((size_t)b * hp->n_head + (size_t)kvh * group) * hd;
+    float *out0 = s->xb2 + ((size_t)b * hp->n_head + (size_t)kvh * group) * hd;
+    for (uint32_t i = 0; i < group * hd; i++)
+        q0[i] = round_f16(q0[i]);
+    for (uint32_t t = 0; t <= last; t++) {
+        f16_to_f32_row(cache_row(s->key_cache, hp, s->n_ctx, j->layer, t) + kvo, row, hd);
+        for (uint32_t g = 0; g < group; g++)
+            scratch[(size_t)g * s->n_ctx + t] = dot_lanes8(q0 + (size_t)g * hd, row, hd) * scale;
+    }
+    for (uint32_t g = 0; g < group; g++) {
+        float *att = scratch + (size_t)g * s->n_ctx, max = -INFINITY, sum = 0;
+        for (uint32_t t = 0; t <= last; t++)
             max = att[t] > max ? att[t] : max;
-        }
         for (uint32_t t = 0; t <= last; t++) {
             att[t] = expf(att[t] - max);
             sum += att[t];
         }
-        float *out = s->xb2 + ((size_t)b * hp->n_head + h) * hd, inv = 1.0f / sum;
-        memset(out, 0, hd * sizeof *out);
-        for (uint32_t t = 0; t <= last; t++) {
-            const uint16_t *v = cache_row(s->value_cache, hp, s->n_ctx, j->layer, t) + kvo;
-            axpy_f16(out, round_f16(att[t] * inv), v, hd);
-        }
+        const float inv = 1.0f / sum;
+        for (uint32_t t = 0; t <= last; t++)
+            att[t] = round_f16(att[t] * inv);
     }
+    memset(out0, 0, (size_t)group * hd * sizeof *out0);
+    for (uint32_t t0 = 0; t0 <= last; t0 += ATTN_V_TILE) {
+        const uint32_t nt = last + 1 - t0 < ATTN_V_TILE ? last + 1 - t0 : ATTN_V_TILE;
+        for (uint32_t t = 0; t < nt; t++)
+            f16_to_f32_row(cache_row(s->value_cache, hp, s->n_ctx, j->layer, t0 + t) + kvo,
+                           row + (size_t)t * hd, hd);
+        for (uint32_t g = 0; g < group; g++)
+            axpy_rows(out0 + (size_t)g * hd, scratch + (size_t)g * s->n_ctx + t0, row, nt, hd);
+    }
+}
+
+/* Items are (batch row, key/value head) pairs. */
+static void attention_items(void *arg, int64_t begin, int64_t end, int thread)
+{
+    const attn_job *j = arg;
+    const llama_hparams *hp = &j->r->m->hp;
+    float *scratch = j->r->s->att + (size_t)thread * attn_scratch_floats(hp, j->r->s->n_ctx);
+    for (int64_t item = begin; item < end; item++)
+        attention_group(j, (uint32_t)(item / hp->n_head_kv), (uint32_t)(item % hp->n_head_kv),
+                        scratch);
 }
 
 static void attention(const run *r, uint32_t layer, uint32_t pos, int nb)
@@ -671,24 +754,10 @@ static void attention(const run *r, uint32_t layer, uint32_t pos, int nb)
         vc[i] = fp32_to_fp16(r->s->v[i]);
     }
     attn_job j = {r, layer, pos};
-    /* a head's work grows with the context; keep chunks above ~32K multiply-adds */
-    int64_t grain = 32768 / ((int64_t)(pos + (uint32_t)nb) * hp->head_dim * 2) + 1;
-    pool_for(r->p, (int64_t)nb * hp->n_head, grain, attention_heads, &j);
-}
-
-/* hb = silu(hb) * hb2, row by row. */
-typedef struct swiglu_job {
-    float *g;
-    const float *u;
-    int64_t n;
-} swiglu_job;
-
-static void swiglu_rows(void *arg, int64_t begin, int64_t end, int thread)
-{
-    const swiglu_job *j = arg;
-    (void)thread;
-    for (int64_t i = begin * j->n; i < end * j->n; i++)
-        j->g[i] = j->g[i] / (1.0f + expf(-j->g[i])) * j->u[i];
+    /* an item's work grows with the context; keep chunks above ~32K multiply-adds */
+    const int64_t group = hp->n_head / hp->n_head_kv;
+    int64_t grain = 32768 / ((int64_t)(pos + (uint32_t)nb) * hp->head_dim * 2 * group) + 1;
+    pool_for(r->p, (int64_t)nb * hp->n_head_kv, grain, attention_items, &j);
 }
 
 static void add_rows(float *x, const float *d, size_t n)
@@ -733,9 +802,8 @@ void llama_forward(const llama_model *m, llama_state *s, const kernels *k, pool 
         rmsnorm(&r, s->xb, s->x, L->ffn_norm, nb);
         matmul(&r, 2, (const weight *[]){&L->w_gate, &L->w_up}, (float *[]){s->hb, s->hb2}, s->xb,
                nb);
-        swiglu_job sw = {s->hb, s->hb2, hp->n_ff};
-        pool_for(p, nb, 1, swiglu_rows, &sw);
-        matmul(&r, 1, (const weight *[]){&L->w_down}, (float *[]){s->xb}, s->hb, nb);
+        /* hb = silu(hb) * hb2 (SwiGLU), applied as hb is quantized for W_down */
+        matmul_ex(&r, 1, (const weight *[]){&L->w_down}, (float *[]){s->xb}, s->hb, s->hb2, nb);
         add_rows(s->x, s->xb, nb * dim);
     }
     /* classifier over every row, or only the last one */

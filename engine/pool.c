@@ -1,7 +1,13 @@
 /* Thread pool: workers spin briefly on a generation counter (a decode step
  * issues hundreds of short parallel-fors, so sleeping each time would cost
  * more than the work), then block on a condition variable so an idle pool
- * costs no CPU. */
+ * costs no CPU.
+ *
+ * Work is handed out in chunks that threads claim from a shared counter,
+ * large ones first (guided scheduling): when one thread is slowed down (a
+ * busy machine preempts it, or its rows cost more), the others take more
+ * chunks instead of waiting for it at the barrier. Which thread computes an
+ * item never changes the item's result (pool.h). */
 #include "pool.h"
 
 #include <pthread.h>
@@ -52,23 +58,43 @@ struct pool {
     pool_fn fn;
     void *arg;
     int64_t n, grain;
+    int64_t min_chunk;        /* smallest chunk worth a claim, a multiple of grain */
+    atomic_int_fast64_t next; /* first unclaimed item */
 };
 
-/* The range of thread t: whole grains split as evenly as possible. */
-static void thread_range(const pool *p, int t, int64_t *begin, int64_t *end)
+/* Rounds v up to a multiple of grain. */
+static int64_t round_up(int64_t v, int64_t grain)
 {
-    int64_t grains = (p->n + p->grain - 1) / p->grain;
-    int64_t g0 = grains * t / p->n_threads;
-    int64_t g1 = grains * (t + 1) / p->n_threads;
-    *begin = g0 * p->grain < p->n ? g0 * p->grain : p->n;
-    *end = g1 * p->grain < p->n ? g1 * p->grain : p->n;
+    return (v + grain - 1) / grain * grain;
+}
+
+/* Claims the next chunk: half of an even share of what remains, at least
+ * min_chunk (the last one may be shorter). Chunk starts are multiples of the
+ * grain because every chunk but the last is a multiple of it. Returns 0 when
+ * nothing is left. */
+static int claim_chunk(pool *p, int64_t *begin, int64_t *end)
+{
+    int_fast64_t cur = atomic_load_explicit(&p->next, memory_order_relaxed);
+    for (;;) {
+        if (cur >= p->n)
+            return 0;
+        int64_t size = round_up((p->n - cur) / (2 * p->n_threads), p->grain);
+        if (size < p->min_chunk)
+            size = p->min_chunk;
+        int64_t stop = p->n - cur < size ? p->n : cur + size;
+        if (atomic_compare_exchange_weak_explicit(&p->next, &cur, stop, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *begin = cur;
+            *end = stop;
+            return 1;
+        }
+    }
 }
 
 static void run_share(pool *p, int t)
 {
     int64_t b, e;
-    thread_range(p, t, &b, &e);
-    if (b < e)
+    while (claim_chunk(p, &b, &e))
         p->fn(p->arg, b, e, t);
 }
 
@@ -130,6 +156,7 @@ pool *pool_create(int n_threads, char *err, size_t errlen)
     atomic_init(&p->generation, 0);
     atomic_init(&p->pending, 0);
     atomic_init(&p->stop, 0);
+    atomic_init(&p->next, 0);
     for (int i = 1; i < n_threads; i++) {
         worker *w = &p->workers[i - 1];
         w->p = p;
@@ -184,6 +211,10 @@ void pool_for(pool *p, int64_t n, int64_t grain, pool_fn fn, void *arg)
         fn(arg, 0, n, 0);
         return;
     }
+    /* at most about 4 claims per thread after the large first ones */
+    p->min_chunk =
+        round_up((n + 8 * (int64_t)p->n_threads - 1) / (8 * (int64_t)p->n_threads), p->grain);
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
     /* The mutex orders the job fields before the bump for sleeping workers;
      * the release store does it for spinning ones. */

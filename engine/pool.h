@@ -2,10 +2,12 @@
  *
  * All threads are created by pool_create and live until pool_destroy: the
  * sandbox forbids clone() once the pool exists, so nothing is created lazily.
- * pool_for splits [0, n) into one contiguous range per thread (in multiples
- * of a grain) and returns when every range is done, acting as a barrier. The
- * caller's thread runs range 0. Results never depend on the split as long as
- * the callback computes each output element in one thread, in a fixed order. */
+ * pool_for splits [0, n) into contiguous chunks (starting at multiples of a
+ * grain) that the threads claim as they go, the caller's thread included,
+ * and returns when every chunk is done, acting as a barrier. Which thread
+ * gets which chunk varies from call to call; results never depend on it as
+ * long as the callback computes each output element in one thread, in a
+ * fixed order. */
 #ifndef ENGINE_POOL_H
 #define ENGINE_POOL_H
 
@@ -27,7 +29,8 @@ void pool_destroy(pool *p);
 int pool_threads(const pool *p);
 
 /* Runs fn over [0, n) split in ranges that are multiples of grain (>= 1),
- * except the last. Must not be called from inside a callback. */
+ * except the last; a thread may get several ranges or none. Must not be
+ * called from inside a callback. */
 void pool_for(pool *p, int64_t n, int64_t grain, pool_fn fn, void *arg);
 
 #endif

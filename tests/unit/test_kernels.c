@@ -353,6 +353,46 @@ static void test_simd_bit_identical(void **state)
     assert_true(tested >= 0);
 }
 
+/* The decode path (one activation row) of every SIMD set against scalar,
+ * bit for bit, at lengths that leave every remainder of its 4-block and
+ * 2-super-block steps, and beyond its prepared-activation capacity (512
+ * blocks, 64 super-blocks), where it hands over to the general path. */
+static void test_decode_lengths(void **state)
+{
+    (void)state;
+    const char *names[] = {"avx2", "avx512", "neon"};
+    const kernels *scalar = kernels_by_name("scalar");
+    rng r = {0xdec0deULL};
+    int tested = 0;
+    for (size_t ki = 0; ki < 3; ki++) {
+        const kernels *k = kernels_by_name(names[ki]);
+        if (!k)
+            continue;
+        tested++;
+        for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+            const uint32_t type = WEIGHT_TYPES[ti];
+            const int64_t bs = block_of(type);
+            if (bs == 1)
+                continue;
+            const int64_t blocks[] = {
+                1, 2, 3, 5, 6, 7, 8, 9, bs == 32 ? 512 : 64, bs == 32 ? 513 : 65};
+            for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+                const int64_t n = bs * blocks[i], rows = 5;
+                uint8_t *w = make_weights(type, rows, n, (int)(i % 2), &r);
+                uint8_t *a = make_activations(scalar, type, 1, n, NULL, &r);
+                float ys[5], yk[5];
+                run_full(scalar, type, n, w, rows, a, 1, ys);
+                run_full(k, type, n, w, rows, a, 1, yk);
+                compare_bits(k->name, type, n, 1, ys, yk, (size_t)rows);
+                free(w);
+                free(a);
+            }
+        }
+    }
+    if (!tested)
+        printf("no SIMD kernel set on this CPU: decode path not exercised\n");
+}
+
 /* Splitting rows (as threads do) or feeding activation rows one at a time
  * (as decode does) changes no bit of any output, on every available path. */
 static void test_split_independence(void **state)
@@ -480,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_activation_formats),
         cmocka_unit_test(test_scalar_matches_dequantized_dot),
         cmocka_unit_test(test_simd_bit_identical),
+        cmocka_unit_test(test_decode_lengths),
         cmocka_unit_test(test_split_independence),
         cmocka_unit_test(test_shared_model_weights),
     };
