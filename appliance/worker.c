@@ -81,7 +81,28 @@ static int receive_model(worker_state *s, worker_opts *o, char *err, size_t errl
     return 0;
 }
 
-/* DESIGN.md's order: isolate, pool, seccomp, then parse. */
+/* no_new_privs and the seccomp filter. Returns 0 when they are in place or
+ * the policy lets the worker run without them; -1 with err when they cannot
+ * be installed and policy sandbox.required asks for them. */
+static int lock_down(worker_state *s, const worker_opts *o, char *err, size_t errlen)
+{
+#ifdef APPLIANCE_TEST_HOOKS
+    if (worker_test_sandbox_unavailable("worker")) {
+        snprintf(err, errlen,
+                 "seccomp is unavailable (simulated by APPLIANCE_TEST_SANDBOX_UNAVAILABLE)");
+        return o->sandbox_required ? -1 : 0;
+    }
+#endif
+    if (sandbox_worker_lockdown(s->sock, &s->facts, err, errlen) != 0 && o->sandbox_required)
+        return -1;
+    return 0;
+}
+
+enum { START_FAILED = -1, START_NO_SANDBOX = -2 };
+
+/* DESIGN.md's order: isolate, pool, seccomp, then parse. Returns 0,
+ * START_NO_SANDBOX when the sandbox cannot be installed (nothing parsed),
+ * or START_FAILED, with err. */
 static int start_up(worker_state *s, const worker_opts *o, char *err, size_t errlen)
 {
     int keep[] = {s->sock, STDERR_FILENO};
@@ -94,8 +115,8 @@ static int start_up(worker_state *s, const worker_opts *o, char *err, size_t err
         return -1;
     if (!(s->pool = engine_threads_new(o->n_threads, err, errlen)))
         return -1;
-    if (sandbox_worker_lockdown(s->sock, &s->facts, err, errlen) != 0 && o->sandbox_required)
-        return -1;
+    if (lock_down(s, o, err, errlen) != 0)
+        return START_NO_SANDBOX;
     if (!(s->model = engine_model_load(s->model_bytes, s->model_size, o->kernels, err, errlen)))
         return -1;
     engine_ctx_params cp;
@@ -435,7 +456,14 @@ __attribute__((noreturn)) void worker_main(int sock, const worker_opts *given)
     char err[512];
     memset(&s, 0, sizeof s);
     s.sock = sock;
-    if (receive_model(&s, &o, err, sizeof err) != 0 || start_up(&s, &o, err, sizeof err) != 0) {
+    int rc = receive_model(&s, &o, err, sizeof err) != 0 ? START_FAILED
+                                                         : start_up(&s, &o, err, sizeof err);
+    if (rc == START_NO_SANDBOX) {
+        char ignored[128];
+        ipc_send(sock, MSG_NO_SANDBOX, err, strlen(err), -1, ignored, sizeof ignored);
+        worker_exit(1);
+    }
+    if (rc != 0) {
         send_error(sock, err);
         worker_exit(1);
     }
