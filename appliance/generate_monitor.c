@@ -598,6 +598,8 @@ static int run_request(session *s, gen_text_fn on_text, void *user)
     } else
         ws = worker_generate(&s->w, &wr, on_text, user, &s->out->result, err, sizeof err);
     clock_gettime(CLOCK_REALTIME, &s->finished);
+    if (ws == WORKER_OVER_CONTEXT)
+        return refuse(s, "limits.context", err);
     if (ws != WORKER_OK)
         return fail_event(s, kind_of(ws), err);
     if (audit_output(s) != EXIT_OK || attest(s) != EXIT_OK)

@@ -30,6 +30,9 @@ enum {
     /* worker -> monitor at start-up: its sandbox cannot be installed and the
      * policy requires it (payload: why); nothing was parsed. */
     MSG_NO_SANDBOX = 9,
+    /* worker -> monitor, instead of an answer: the prompt and max_tokens do
+     * not fit the context policy limits.context allows (payload: why). */
+    MSG_OVER_CONTEXT = 10,
     /* model add (provenance.h): */
     MSG_PROVENANCE_REQUEST = 16, /* monitor -> worker: the model's GGUF provenance, please */
     MSG_PROVENANCE = 17,         /* worker -> monitor: provenance.h's payload */
@@ -110,6 +113,8 @@ typedef enum {
     WORKER_PROTOCOL_ERROR, /* it sent something malformed; it was killed */
     /* its sandbox could not be installed and policy sandbox.required holds */
     WORKER_SANDBOX_UNAVAILABLE,
+    /* the request does not fit the context policy limits.context allows */
+    WORKER_OVER_CONTEXT,
 } worker_status;
 
 typedef int (*worker_text_fn)(void *user, const char *text, size_t len);

@@ -392,10 +392,10 @@ static worker_status read_replies(worker *w, const worker_request *req, worker_t
                 return protocol_error(w, "text piece", err, errlen);
             continue;
         }
-        if (type == MSG_ERROR) {
+        if (type == MSG_ERROR || type == MSG_OVER_CONTEXT) {
             take_worker_error(payload, len, err, errlen);
             free(payload);
-            return WORKER_REQUEST_FAILED;
+            return type == MSG_ERROR ? WORKER_REQUEST_FAILED : WORKER_OVER_CONTEXT;
         }
         int ok = type == MSG_DONE && decode_done(w, req, payload, len, out) == 0 &&
                  (out->finish != ENGINE_FINISH_CANCELLED || cancel_sent);

@@ -3,7 +3,9 @@
 # sandbox that sandbox.required asks for (test builds simulate a kernel
 # without seccomp), is refused in one line naming the rule's JSON path,
 # prints nothing, and leaves an audit `refusal` entry naming the rule and no
-# prompt entry. A prompt that is not UTF-8 says where. Runs on a synthetic
+# prompt entry (except a prompt whose tokens and -n overflow limits.context:
+# only the worker counts tokens, after the prompt is audited). A prompt that
+# is not UTF-8 says where. Runs on a synthetic
 # model: no ../shared needed.
 . "$APPLIANCE_SOURCE_DIR/tests/lib.sh"
 H="$T/home"
@@ -33,7 +35,8 @@ refused() {
     assert_grep "refused by policy $rule: $text" "$T/err"
     [ ! -s "$T/out" ] || fail "$rule: the refused request printed output"
     [ "$(count refusal)" -eq $((r0 + 1)) ] || fail "$rule: no refusal entry"
-    [ "$(count prompt)" -eq "$p0" ] || fail "$rule: the refused prompt was logged as a request"
+    [ "$(count prompt)" -eq $((p0 + ${PROMPT_LOGGED:-0})) ] ||
+        fail "$rule: prompt entries went from $p0 to $(count prompt)"
     "$APP" audit show --kind refusal --json >"$T/refusals.json" 2>"$T/err" ||
         fail "audit show --json: $(cat "$T/err")"
     python3 - "$T/refusals.json" "$rule" <<'PY' || fail "$rule: the refusal entry does not name the rule"
@@ -55,6 +58,19 @@ set_policy limits context 64
 expect_rc 0 "$APP" generate $GEN -p "within the context" -n 4 -c 64
 refused limits.context "a context of 65 tokens asked, the limit is 64" \
     "$APP" generate $GEN -p "a bigger context" -n 4 -c 65
+# A prompt whose tokens and -n do not fit the context the policy allows.
+# Only the worker can count tokens, and it sees a prompt only after the
+# prompt is audited: so this refusal follows the request's prompt entry.
+long=$(python3 -c 'print("a long prompt for a small context " * 10)')
+PROMPT_LOGGED=1
+refused limits.context "the prompt's" "$APP" generate $GEN -p "$long" -n 8
+PROMPT_LOGGED=0
+python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]["body"]["reason"]; assert r.endswith("and 8 new tokens exceed the context of 64 tokens"), r' \
+    "$T/refusals.json" || fail "the limits.context refusal does not say why"
+# A context the user chose smaller (-c) only ends the answer early.
+expect_rc 0 "$APP" generate $GEN -p "hello there" -n 8 -c 20 --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["finish_reason"] == "length" and 0 < len(d["tokens"]) < 8, d' \
+    "$T/out" || fail "-c smaller than the policy's context did not just end the answer early"
 
 set_policy limits max_prompt_bytes 16
 expect_rc 0 "$APP" generate $GEN -p "sixteen bytes ok" -n 2
