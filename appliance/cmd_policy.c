@@ -39,12 +39,20 @@ static void print_summary(const policy *p, const char *digest)
     printf("users              %zu\n", p->n_users);
 }
 
+/* One rule a line in three columns: system call, action, why; the action
+ * column is as wide as the filter's longest action, so columns never run
+ * into each other. */
 static void print_filter(sandbox_filter f, const char *title)
 {
+    int width = 0;
+    for (size_t i = 0; i < sandbox_filter_size(f); i++) {
+        int n = (int)strlen(sandbox_filter_rule(f, i).action);
+        width = n > width ? n : width;
+    }
     printf("%s (default: %s)\n", title, sandbox_filter_default(f));
     for (size_t i = 0; i < sandbox_filter_size(f); i++) {
         sandbox_rule r = sandbox_filter_rule(f, i);
-        printf("  %-16s %-42s %s\n", r.syscall, r.action, r.why);
+        printf("  %-16s %-*s  %s\n", r.syscall, width, r.action, r.why);
     }
 }
 

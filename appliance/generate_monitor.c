@@ -173,9 +173,12 @@ static int check_limits(session *s)
                  s->req->chat ? "message" : "prompt", len, (long long)s->a.pol.max_prompt_bytes);
         return refuse(s, "limits.max_prompt_bytes", why);
     }
-    if (!utf8_valid(s->req->prompt, strlen(s->req->prompt))) {
-        cli_error(CMD, "the prompt is not valid UTF-8");
-        audit_event(s, AUDIT_KIND_REFUSAL, json_pack("{s:s}", "reason", "prompt not UTF-8"));
+    size_t plen = strlen(s->req->prompt), bad = utf8_invalid_at(s->req->prompt, plen);
+    if (bad != plen) { /* not a policy rule: the input itself is malformed */
+        snprintf(why, sizeof why, "%s: invalid UTF-8 at byte %zu",
+                 s->req->chat ? "chat transcript" : "prompt", bad);
+        cli_error(CMD, "%s", why);
+        audit_event(s, AUDIT_KIND_REFUSAL, json_pack("{s:s}", "reason", why));
         return EXIT_FAIL;
     }
     if ((int64_t)s->req->max_tokens > s->a.pol.max_new_tokens) {
@@ -206,9 +209,10 @@ static int resolve_installed(session *s, int by_name, const char *loaded_sha, mo
                  m);
         return refuse(s, "trust (installed, signed models only)", why);
     }
-    if (model_recheck(&s->a.h, &s->a.pol, r, signed_sha, s->signer, sizeof s->signer, err,
-                      sizeof err) != 0)
-        return refuse(s, "trust", err);
+    int rc = model_recheck(&s->a.h, &s->a.pol, r, signed_sha, s->signer, sizeof s->signer, err,
+                           sizeof err);
+    if (rc != 0)
+        return refuse(s, rc == MODEL_NOT_PINNED ? "trust.pinned_models" : "trust", err);
     if (sodium_memcmp(signed_sha, loaded_sha, 64) != 0) {
         snprintf(why, sizeof why, "model %s changed since it was signed: sha256 %s, signed %s",
                  r->name, loaded_sha, signed_sha);
@@ -305,6 +309,20 @@ static audit_kind kind_of(worker_status ws)
     return ws == WORKER_SANDBOX_VIOLATION ? AUDIT_KIND_SANDBOX_VIOLATION : AUDIT_KIND_ERROR;
 }
 
+/* The monitor's own filter; -1 with err when it cannot be installed (test
+ * builds: or when APPLIANCE_TEST_SANDBOX_UNAVAILABLE=monitor says so). */
+static int lock_down_monitor(char *err, size_t errlen)
+{
+#ifdef APPLIANCE_TEST_HOOKS
+    if (worker_test_sandbox_unavailable("monitor")) {
+        snprintf(err, errlen,
+                 "seccomp is unavailable (simulated by APPLIANCE_TEST_SANDBOX_UNAVAILABLE)");
+        return -1;
+    }
+#endif
+    return sandbox_monitor_lockdown(err, errlen);
+}
+
 static int start_worker(session *s)
 {
     char err[512];
@@ -317,6 +335,8 @@ static int start_worker(session *s)
     double t0 = now_ms();
     worker_status ws = worker_start(&s->w, s->model_fd, &o, err, sizeof err);
     s->out->load_ms = now_ms() - t0;
+    if (ws == WORKER_SANDBOX_UNAVAILABLE)
+        return refuse(s, "sandbox.required", err);
     if (ws != WORKER_OK)
         return fail_event(s, kind_of(ws), err);
     s->out->observed = s->w.observed;
@@ -330,8 +350,11 @@ static int start_worker(session *s)
      * check now instead, in sanitizer builds only (the filter stays the same). */
     __lsan_do_leak_check();
 #endif
-    if (sandbox_monitor_lockdown(err, sizeof err) != 0 && s->a.pol.sandbox_required)
-        return fail_event(s, AUDIT_KIND_ERROR, err);
+    if (lock_down_monitor(err, sizeof err) != 0 && s->a.pol.sandbox_required) {
+        char why[700];
+        snprintf(why, sizeof why, "the monitor's seccomp filter cannot be installed: %s", err);
+        return refuse(s, "sandbox.required", why);
+    }
     sandbox_facts mine = {0};
     sandbox_read_status(0, &mine);
     s->out->monitor_seccomp_mode = mine.seccomp_mode;
@@ -575,6 +598,8 @@ static int run_request(session *s, gen_text_fn on_text, void *user)
     } else
         ws = worker_generate(&s->w, &wr, on_text, user, &s->out->result, err, sizeof err);
     clock_gettime(CLOCK_REALTIME, &s->finished);
+    if (ws == WORKER_OVER_CONTEXT)
+        return refuse(s, "limits.context", err);
     if (ws != WORKER_OK)
         return fail_event(s, kind_of(ws), err);
     if (audit_output(s) != EXIT_OK || attest(s) != EXIT_OK)

@@ -389,9 +389,8 @@ int model_recheck(const home *h, const policy *p, const model_record *r, char sh
     if (check_bundle_file(h, p, sig, sha256, root, signer, signer_len, err, errlen) != 0)
         return -1;
     if (!pinned_ok(p, root)) {
-        snprintf(err, errlen, "refused by policy trust.pinned_models: root digest %s is not pinned",
-                 root);
-        return -1;
+        snprintf(err, errlen, "model %s: root digest %s is not pinned", r->name, root);
+        return MODEL_NOT_PINNED;
     }
     return 0;
 }

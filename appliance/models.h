@@ -54,7 +54,10 @@ int model_lookup(const home *h, const char *name, model_record *out, char *err, 
 /* Finds an installed model by the SHA-256 of its file; -1 when none. */
 int model_lookup_digest(const home *h, const char *sha256_hex, model_record *out);
 /* Parses and re-verifies an installed model's bundle against the policy's
- * trust now; writes the signed file digest (hex) and signer. */
+ * trust now; writes the signed file digest (hex) and signer. Returns 0, -1
+ * when the signature no longer verifies, or MODEL_NOT_PINNED when it does
+ * but its root digest is not in policy trust.pinned_models (err says which). */
+#define MODEL_NOT_PINNED (-3)
 int model_recheck(const home *h, const policy *p, const model_record *r, char sha256[65],
                   char *signer, size_t signer_len, char *err, size_t errlen);
 int model_remove(const home *h, const char *name, char *err, size_t errlen);

@@ -45,6 +45,8 @@ typedef struct {
     engine_ctx *ctx;
     engine_threads *pool;
     sandbox_facts facts;
+    uint32_t n_ctx;   /* the context allocated */
+    uint32_t ctx_cap; /* policy limits.context */
 } worker_state;
 
 /* Receives MSG_INIT and maps the model it carries (no parsing yet). */
@@ -81,7 +83,28 @@ static int receive_model(worker_state *s, worker_opts *o, char *err, size_t errl
     return 0;
 }
 
-/* DESIGN.md's order: isolate, pool, seccomp, then parse. */
+/* no_new_privs and the seccomp filter. Returns 0 when they are in place or
+ * the policy lets the worker run without them; -1 with err when they cannot
+ * be installed and policy sandbox.required asks for them. */
+static int lock_down(worker_state *s, const worker_opts *o, char *err, size_t errlen)
+{
+#ifdef APPLIANCE_TEST_HOOKS
+    if (worker_test_sandbox_unavailable("worker")) {
+        snprintf(err, errlen,
+                 "seccomp is unavailable (simulated by APPLIANCE_TEST_SANDBOX_UNAVAILABLE)");
+        return o->sandbox_required ? -1 : 0;
+    }
+#endif
+    if (sandbox_worker_lockdown(s->sock, &s->facts, err, errlen) != 0 && o->sandbox_required)
+        return -1;
+    return 0;
+}
+
+enum { START_FAILED = -1, START_NO_SANDBOX = -2 };
+
+/* DESIGN.md's order: isolate, pool, seccomp, then parse. Returns 0,
+ * START_NO_SANDBOX when the sandbox cannot be installed (nothing parsed),
+ * or START_FAILED, with err. */
 static int start_up(worker_state *s, const worker_opts *o, char *err, size_t errlen)
 {
     int keep[] = {s->sock, STDERR_FILENO};
@@ -94,8 +117,8 @@ static int start_up(worker_state *s, const worker_opts *o, char *err, size_t err
         return -1;
     if (!(s->pool = engine_threads_new(o->n_threads, err, errlen)))
         return -1;
-    if (sandbox_worker_lockdown(s->sock, &s->facts, err, errlen) != 0 && o->sandbox_required)
-        return -1;
+    if (lock_down(s, o, err, errlen) != 0)
+        return START_NO_SANDBOX;
     if (!(s->model = engine_model_load(s->model_bytes, s->model_size, o->kernels, err, errlen)))
         return -1;
     engine_ctx_params cp;
@@ -105,6 +128,8 @@ static int start_up(worker_state *s, const worker_opts *o, char *err, size_t err
     cp.n_ctx =
         o->n_ctx ? o->n_ctx : (info.n_ctx_train < o->ctx_cap ? info.n_ctx_train : o->ctx_cap);
     cp.threads = s->pool;
+    s->n_ctx = cp.n_ctx;
+    s->ctx_cap = o->ctx_cap;
     s->ctx = engine_ctx_new(s->model, &cp, err, errlen);
     return s->ctx ? 0 : -1;
 }
@@ -207,6 +232,29 @@ static int decode_request(const uint8_t *payload, size_t len, worker_request *re
     return ipc_reader_done(&r) ? 0 : -1;
 }
 
+/* 1 (with why) when the context the policy allows is what bounds this
+ * request and the prompt's tokens plus max_tokens do not fit in it: policy
+ * limits.context refuses such a request rather than cut its answer short.
+ * A context the user chose smaller (-c), or the model's own, only ends the
+ * answer early (finish "length"). */
+static int over_policy_context(const worker_state *s, const worker_request *q, char *why,
+                               size_t len)
+{
+    engine_model_info info;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    engine_model_get_info(s->model, &info);
+    if (s->n_ctx != s->ctx_cap ||
+        engine_tokenize(s->model, q->prompt, q->prompt_len, info.add_bos, &ids, &n, why, len) != 0)
+        return 0; /* not policy-bound, or engine_generate reports the error */
+    free(ids);
+    if ((uint64_t)n + q->max_tokens <= s->ctx_cap)
+        return 0;
+    snprintf(why, len, "the prompt's %zu tokens and %u new tokens exceed the context of %u tokens",
+             n, q->max_tokens, s->ctx_cap);
+    return 1;
+}
+
 static void serve_generate(worker_state *s, const uint8_t *payload, size_t len)
 {
     worker_request req;
@@ -217,6 +265,11 @@ static void serve_generate(worker_state *s, const uint8_t *payload, size_t len)
     memset(&req, 0, sizeof req);
     if (decode_request(payload, len, &req, stops, 16) != 0) {
         send_error(s->sock, "malformed generation request");
+        return;
+    }
+    if (over_policy_context(s, &req, err, sizeof err)) {
+        char ignored[128];
+        ipc_send(s->sock, MSG_OVER_CONTEXT, err, strlen(err), -1, ignored, sizeof ignored);
         return;
     }
     memset(&gp, 0, sizeof gp);
@@ -435,7 +488,14 @@ __attribute__((noreturn)) void worker_main(int sock, const worker_opts *given)
     char err[512];
     memset(&s, 0, sizeof s);
     s.sock = sock;
-    if (receive_model(&s, &o, err, sizeof err) != 0 || start_up(&s, &o, err, sizeof err) != 0) {
+    int rc = receive_model(&s, &o, err, sizeof err) != 0 ? START_FAILED
+                                                         : start_up(&s, &o, err, sizeof err);
+    if (rc == START_NO_SANDBOX) {
+        char ignored[128];
+        ipc_send(sock, MSG_NO_SANDBOX, err, strlen(err), -1, ignored, sizeof ignored);
+        worker_exit(1);
+    }
+    if (rc != 0) {
         send_error(sock, err);
         worker_exit(1);
     }

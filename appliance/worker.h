@@ -27,6 +27,12 @@ enum {
     MSG_ERROR = 6,    /* worker -> monitor: why a request failed */
     MSG_SHUTDOWN = 7, /* monitor -> worker */
     MSG_VIOLATE = 8,  /* monitor -> worker, test builds only: attempt a forbidden act */
+    /* worker -> monitor at start-up: its sandbox cannot be installed and the
+     * policy requires it (payload: why); nothing was parsed. */
+    MSG_NO_SANDBOX = 9,
+    /* worker -> monitor, instead of an answer: the prompt and max_tokens do
+     * not fit the context policy limits.context allows (payload: why). */
+    MSG_OVER_CONTEXT = 10,
     /* model add (provenance.h): */
     MSG_PROVENANCE_REQUEST = 16, /* monitor -> worker: the model's GGUF provenance, please */
     MSG_PROVENANCE = 17,         /* worker -> monitor: provenance.h's payload */
@@ -105,6 +111,10 @@ typedef enum {
     WORKER_CRASHED,
     WORKER_TIMED_OUT,
     WORKER_PROTOCOL_ERROR, /* it sent something malformed; it was killed */
+    /* its sandbox could not be installed and policy sandbox.required holds */
+    WORKER_SANDBOX_UNAVAILABLE,
+    /* the request does not fit the context policy limits.context allows */
+    WORKER_OVER_CONTEXT,
 } worker_status;
 
 typedef int (*worker_text_fn)(void *user, const char *text, size_t len);
@@ -167,7 +177,17 @@ int worker_decode_done(const worker *w, const worker_request *q, const uint8_t *
 /* A MSG_ERROR payload as a one-line error text. */
 void worker_error_text(const uint8_t *payload, size_t len, char *err, size_t errlen);
 
+#ifdef APPLIANCE_TEST_HOOKS
+/* Test builds only: 1 when $APPLIANCE_TEST_SANDBOX_UNAVAILABLE names `which`
+ * ("worker" or "monitor"): that process then acts as on a kernel that cannot
+ * install its seccomp filter, so policy sandbox.required can be tested. */
+int worker_test_sandbox_unavailable(const char *which);
+#endif
+
 /* 1 when len bytes are well-formed UTF-8. */
 int utf8_valid(const char *s, size_t len);
+/* The offset of the first byte that does not start a well-formed UTF-8
+ * sequence (overlong, surrogate, past U+10FFFF, cut short), or len. */
+size_t utf8_invalid_at(const char *s, size_t len);
 
 #endif

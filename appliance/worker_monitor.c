@@ -22,7 +22,7 @@
 
 void worker_main(int sock, const worker_opts *o) __attribute__((noreturn));
 
-int utf8_valid(const char *str, size_t len)
+size_t utf8_invalid_at(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -39,22 +39,35 @@ int utf8_valid(const char *str, size_t len)
         } else if (c >= 0xf0 && c <= 0xf4) {
             need = 3, cp = c & 0x07;
         } else {
-            return 0;
+            return i;
         }
         if (len - i <= need)
-            return 0;
+            return i;
         for (unsigned k = 1; k <= need; k++) {
             if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
+                return i;
             cp = (cp << 6) | (s[i + k] & 0x3f);
         }
         /* Overlong forms, surrogates and values past U+10FFFF. */
         if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
             (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
+            return i;
         i += need + 1;
     }
-    return 1;
+    return len;
+}
+
+#ifdef APPLIANCE_TEST_HOOKS
+int worker_test_sandbox_unavailable(const char *which)
+{
+    const char *v = getenv("APPLIANCE_TEST_SANDBOX_UNAVAILABLE");
+    return v && strcmp(v, which) == 0;
+}
+#endif
+
+int utf8_valid(const char *s, size_t len)
+{
+    return utf8_invalid_at(s, len) == len;
 }
 
 /* Reaps the worker and says how it ended. */
@@ -174,6 +187,14 @@ static worker_status await_ready(worker *w, char *err, size_t errlen)
         char ignored[64];
         reap(w, ignored, sizeof ignored);
         return WORKER_REQUEST_FAILED;
+    }
+    if (type == MSG_NO_SANDBOX) { /* said before any model byte was parsed */
+        char why[400];
+        take_worker_error(payload, len, why, sizeof why);
+        free(payload);
+        reap(w, err, errlen);
+        snprintf(err, errlen, "the engine worker's sandbox cannot be installed: %s", why);
+        return WORKER_SANDBOX_UNAVAILABLE;
     }
     int ok = type == MSG_READY && decode_ready(w, payload, len) == 0;
     free(payload);
@@ -371,10 +392,10 @@ static worker_status read_replies(worker *w, const worker_request *req, worker_t
                 return protocol_error(w, "text piece", err, errlen);
             continue;
         }
-        if (type == MSG_ERROR) {
+        if (type == MSG_ERROR || type == MSG_OVER_CONTEXT) {
             take_worker_error(payload, len, err, errlen);
             free(payload);
-            return WORKER_REQUEST_FAILED;
+            return type == MSG_ERROR ? WORKER_REQUEST_FAILED : WORKER_OVER_CONTEXT;
         }
         int ok = type == MSG_DONE && decode_done(w, req, payload, len, out) == 0 &&
                  (out->finish != ENGINE_FINISH_CANCELLED || cancel_sent);

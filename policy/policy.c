@@ -15,7 +15,9 @@
 #define POLICY_MAX_BYTES (1 << 20)
 
 static const char *const content_names[] = {"sealed", "plaintext", "digest"};
-static const char *const load_names[] = {"sealed-copy", "mapped-file"};
+/* Only the sealed copy is implemented: DESIGN.md's "mapped-file" (no copy,
+ * for read-only model files) is refused rather than accepted and ignored. */
+static const char *const load_names[] = {"sealed-copy"};
 static const char *const role_names[] = {"clinician", "officer"};
 
 const char *audit_content_mode_name(audit_content_mode m)
@@ -210,11 +212,19 @@ static int parse_trust(json_t *v, policy *p, char *err, size_t errlen)
 static int parse_models(json_t *v, policy *p, char *err, size_t errlen)
 {
     static const char *const keys[] = {"load", NULL};
-    int mode = (int)p->model_load;
-    if (check_object(v, "$.models", keys, err, errlen) != 0 ||
-        get_enum(v, "$.models", "load", load_names, 2, &mode, err, errlen) != 0)
+    json_t *load;
+    if (check_object(v, "$.models", keys, err, errlen) != 0)
         return -1;
-    p->model_load = (model_load_mode)mode;
+    if ((load = json_object_get(v, "load")) == NULL)
+        return 0;
+    if (!json_is_string(load))
+        return perr(err, errlen, "$.models.load: expected a string");
+    if (strcmp(json_string_value(load), load_names[MODEL_LOAD_SEALED_COPY]) != 0)
+        return perr(err, errlen,
+                    "$.models.load: \"%s\" is not supported; this build always copies a model "
+                    "into a sealed memfd (\"sealed-copy\")",
+                    json_string_value(load));
+    p->model_load = MODEL_LOAD_SEALED_COPY;
     return 0;
 }
 

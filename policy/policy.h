@@ -14,7 +14,8 @@
 #define POLICY_VERSION    1
 #define POLICY_DIGEST_HEX 65
 
-typedef enum { MODEL_LOAD_SEALED_COPY, MODEL_LOAD_MAPPED_FILE } model_load_mode;
+/* How a verified model reaches the worker: copied into a sealed memfd. */
+typedef enum { MODEL_LOAD_SEALED_COPY } model_load_mode;
 typedef enum {
     AUDIT_CONTENT_SEALED,
     AUDIT_CONTENT_PLAINTEXT,
@@ -83,7 +84,6 @@ void policy_digest_bytes(const void *data, size_t len, char digest[POLICY_DIGEST
 const char *audit_content_mode_name(audit_content_mode m);
 const char *model_load_mode_name(model_load_mode m);
 const char *user_role_name(user_role r);
-
 
 /* ---- Sandbox ------------------------------------------------------------
  * The engine worker parses hostile bytes, so it is locked down in two steps

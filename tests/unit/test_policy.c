@@ -59,14 +59,14 @@ static void test_full_policy(void **state)
         "{\"version\":1,\"trust\":{\"publisher_keys\":[\"-----BEGIN PUBLIC KEY-----\\nAA\\n"
         "-----END PUBLIC KEY-----\\n\"],\"ca_roots\":[],\"pinned_models\":[\""
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]},"
-        "\"models\":{\"load\":\"mapped-file\"},\"audit\":{\"content\":\"digest\","
+        "\"models\":{\"load\":\"sealed-copy\"},\"audit\":{\"content\":\"digest\","
         "\"reviewer_key\":\"r.pem\",\"checkpoint_interval\":7},\"sandbox\":{\"required\":false},"
         "\"users\":[{\"name\":\"dr.lee\",\"role\":\"officer\",\"token_hash\":"
         "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}]}";
     assert_int_equal(policy_parse(text, strlen(text), &p, err, sizeof err), 0);
     assert_int_equal(p.publisher_keys.count, 1);
     assert_int_equal(p.pinned_models.count, 1);
-    assert_int_equal(p.model_load, MODEL_LOAD_MAPPED_FILE);
+    assert_int_equal(p.model_load, MODEL_LOAD_SEALED_COPY);
     assert_int_equal(p.audit_content, AUDIT_CONTENT_DIGEST);
     assert_string_equal(p.reviewer_key, "r.pem");
     assert_int_equal(p.checkpoint_interval, 7);
@@ -101,7 +101,10 @@ static const struct {
      "$.trust.ca_roots[0]: expected a PEM certificate"},
     {"{\"version\":1,\"trust\":{\"pinned_models\":[\"ABC\"]}}",
      "$.trust.pinned_models[0]: expected 64 lowercase hex digits"},
-    {"{\"version\":1,\"models\":{\"load\":\"copy\"}}", "$.models.load: \"copy\" is not one of"},
+    {"{\"version\":1,\"models\":{\"load\":\"copy\"}}", "$.models.load: \"copy\" is not supported"},
+    {"{\"version\":1,\"models\":{\"load\":\"mapped-file\"}}",
+     "$.models.load: \"mapped-file\" is not supported; this build always copies a model into a "
+     "sealed memfd (\"sealed-copy\")"},
     {"{\"version\":1,\"models\":{\"load\":1}}", "$.models.load: expected a string"},
     {"{\"version\":1,\"models\":{\"mode\":1}}", "$.models.mode: unknown key"},
     {"{\"version\":1,\"limits\":{\"max_prompt_bytes\":0}}",
