@@ -3,12 +3,14 @@
  *
  * Numerics, fixed so results are bit-identical for any thread count: every
  * output element is computed by exactly one thread in one fixed order
- * (RMSNorm sums in double, attention scores and softmax in float in token
- * order, matrix products by the kernels' own fixed order). RoPE uses the
+ * (RMSNorm sums in double, attention scores in float in token order, the
+ * softmax sum as llama.cpp's, matrix products by the kernels' own fixed
+ * order). RoPE uses the
  * "normal" pairing of adjacent elements (x[2i], x[2i+1]), as the GGUF llama
  * layout expects (its converter permutes the Q and K rows), with
  * theta_i = pos * base^(-2i/rope_dim) computed as llama.cpp does: a float
- * running product of base^(-2/rope_dim).
+ * running product of base^(-2/rope_dim), and the rotation with its first
+ * product fused (fmaf), as llama.cpp's compiled code does.
  *
  * Where llama.cpp (the reference) rounds, we round the same way, so that the
  * two agree to ~1e-6 instead of ~1e-2 on random-weight models (a rounding
@@ -583,8 +585,11 @@ static void rope(const run *r, float *v, int n_heads, int nb)
             float *x = v + ((size_t)b * n_heads + h) * hp->head_dim;
             for (uint32_t i = 0; i < hp->rope_dim; i += 2) {
                 float x0 = x[i], x1 = x[i + 1], c = t[i], s = t[i + 1];
-                x[i] = x0 * c - x1 * s;
-                x[i + 1] = x0 * s + x1 * c;
+                /* the reference's compiler fuses the first product of each
+                 * component into an FMA (GCC's default -ffp-contract=fast);
+                 * fmaf is exactly rounded on every platform */
+                x[i] = fmaf(x0, c, -(x1 * s));
+                x[i + 1] = fmaf(x0, s, x1 * c);
             }
         }
     }
@@ -683,6 +688,39 @@ static void axpy_rows(float *y, const float *a, const float *x, uint32_t nt, uin
             y[i] += a[t] * x[(size_t)t * n + i];
 }
 
+/* Sums 16 floats as a halving tree (lane i + lane i+8, then +4, +2, +1),
+ * the order of a 16-lane vector's horizontal sum. */
+static float lanes_fold16(float *l)
+{
+    for (int half = 8; half >= 1; half /= 2)
+        for (int i = 0; i < half; i++)
+            l[i] = l[i] + l[i + half];
+    return l[0];
+}
+
+/* Softmax of the n scores in att, in place, each probability rounded to
+ * F16 precision. The normalising sum is llama.cpp's (ggml_vec_soft_max_f32
+ * on x86): exps taken 16 at a time from index 0, each group of 16 summed
+ * as a float halving tree, the group sums accumulated in double, and the
+ * probabilities scaled by (float)(1.0 / sum). Depends only on the row, so
+ * it is the same for any batch size or thread count. */
+static void softmax_f16(float *att, uint32_t n)
+{
+    float max = -INFINITY;
+    for (uint32_t t = 0; t < n; t++)
+        max = att[t] > max ? att[t] : max;
+    double sum = 0;
+    for (uint32_t t0 = 0; t0 < n; t0 += 16) {
+        float lanes[16] = {0};
+        for (uint32_t t = t0; t < n && t < t0 + 16; t++)
+            lanes[t - t0] = att[t] = expf(att[t] - max);
+        sum += (double)lanes_fold16(lanes);
+    }
+    const float inv = (float)(1.0 / sum);
+    for (uint32_t t = 0; t < n; t++)
+        att[t] = round_f16(att[t] * inv);
+}
+
 /* Causal grouped-query attention of batch row b for the query heads that
  * share one key/value head. Each cached key and value row is converted to
  * F32 once (exactly) and used by every head of the group; per head, the
@@ -709,18 +747,8 @@ static void attention_group(const attn_job *j, uint32_t b, uint32_t kvh, float *
         for (uint32_t g = 0; g < group; g++)
             scratch[(size_t)g * s->n_ctx + t] = dot_lanes8(q0 + (size_t)g * hd, row, hd) * scale;
     }
-    for (uint32_t g = 0; g < group; g++) {
-        float *att = scratch + (size_t)g * s->n_ctx, max = -INFINITY, sum = 0;
-        for (uint32_t t = 0; t <= last; t++)
-            max = att[t] > max ? att[t] : max;
-        for (uint32_t t = 0; t <= last; t++) {
-            att[t] = expf(att[t] - max);
-            sum += att[t];
-        }
-        const float inv = 1.0f / sum;
-        for (uint32_t t = 0; t <= last; t++)
-            att[t] = round_f16(att[t] * inv);
-    }
+    for (uint32_t g = 0; g < group; g++)
+        softmax_f16(scratch + (size_t)g * s->n_ctx, last + 1);
     memset(out0, 0, (size_t)group * hd * sizeof *out0);
     for (uint32_t t0 = 0; t0 <= last; t0 += ATTN_V_TILE) {
         const uint32_t nt = last + 1 - t0 < ATTN_V_TILE ? last + 1 - t0 : ATTN_V_TILE;
