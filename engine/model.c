@@ -328,6 +328,10 @@ int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint3
     s->hb2 = alloc_floats(nb * hp->n_ff, &failed);
     s->att = alloc_floats((size_t)n_threads * n_ctx, &failed);
     s->rope = alloc_floats(nb * hp->rope_dim, &failed);
+    if (n_batch > 1) { /* F32 copies of one layer's cache for batched attention */
+        s->key_f32 = alloc_floats((size_t)n_ctx * kv, &failed);
+        s->value_f32 = alloc_floats((size_t)n_ctx * kv, &failed);
+    }
     s->key_cache = calloc((size_t)hp->n_layer * n_ctx * kv + 1, sizeof(uint16_t));
     s->value_cache = calloc((size_t)hp->n_layer * n_ctx * kv + 1, sizeof(uint16_t));
     failed |= !s->key_cache || !s->value_cache;
@@ -347,8 +351,8 @@ int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint3
 
 void llama_state_free(llama_state *s)
 {
-    float *bufs[] = {s->x,  s->xb,  s->xb2, s->q,    s->k,     s->v,
-                     s->hb, s->hb2, s->att, s->rope, s->logits};
+    float *bufs[] = {s->x,   s->xb,  s->xb2,  s->q,      s->k,       s->v,        s->hb,
+                     s->hb2, s->att, s->rope, s->logits, s->key_f32, s->value_f32};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     for (int i = 0; i < 3; i++)
@@ -660,6 +664,85 @@ static void attention_heads(void *arg, int64_t begin, int64_t end, int thread)
     }
 }
 
+/* The prefill twin of dot_f16_lanes8, over keys already converted to F32
+ * (exactly, so the products and sums are the same operations on the same
+ * values, and the results the same bits). */
+static float dot_f32_lanes8(const float *a, const float *b, uint32_t n)
+{
+    v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        lo += load4(a + i) * load4(b + i);
+        hi += load4(a + i + 4) * load4(b + i + 4);
+    }
+    float acc[8] = {lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]};
+    for (; i < n; i++)
+        acc[i % 8] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* The prefill twin of axpy_f16 (y += a * x), x already F32. */
+static void axpy_f32(float *y, float a, const float *x, uint32_t n)
+{
+    uint32_t i = 0;
+    v4f av = {a, a, a, a};
+    for (; i + 4 <= n; i += 4) {
+        v4f r = load4(y + i) + av * load4(x + i);
+        memcpy(y + i, &r, sizeof r);
+    }
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+/* attention_heads for a batch: the same arithmetic in the same order, on the
+ * F32 copies of this layer's cache rows 0..pos+nb-1 (key_f32, value_f32), so
+ * that no cache row is converted once per query. */
+static void attention_heads_batch(void *arg, int64_t begin, int64_t end, int thread)
+{
+    const attn_job *j = arg;
+    const llama_hparams *hp = &j->r->m->hp;
+    llama_state *s = j->r->s;
+    uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    size_t kv = (size_t)hp->n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd), *att = s->att + (size_t)thread * s->n_ctx;
+    for (int64_t item = begin; item < end; item++) {
+        uint32_t b = (uint32_t)(item / hp->n_head), h = (uint32_t)(item % hp->n_head);
+        uint32_t last = j->pos + b, kvo = (h / group) * hd;
+        float *q = s->q + ((size_t)b * hp->n_head + h) * hd;
+        float max = -INFINITY, sum = 0;
+        for (uint32_t i = 0; i < hd; i++)
+            q[i] = round_f16(q[i]);
+        for (uint32_t t = 0; t <= last; t++) {
+            att[t] = dot_f32_lanes8(q, s->key_f32 + t * kv + kvo, hd) * scale;
+            max = att[t] > max ? att[t] : max;
+        }
+        for (uint32_t t = 0; t <= last; t++) {
+            att[t] = expf(att[t] - max);
+            sum += att[t];
+        }
+        float *out = s->xb2 + ((size_t)b * hp->n_head + h) * hd, inv = 1.0f / sum;
+        memset(out, 0, hd * sizeof *out);
+        for (uint32_t t = 0; t <= last; t++)
+            axpy_f32(out, round_f16(att[t] * inv), s->value_f32 + t * kv + kvo, hd);
+    }
+}
+
+/* Converts cache rows [begin, end) of one layer to the F32 copies. */
+typedef struct cache_f32_job {
+    const uint16_t *k, *v;
+    float *kf, *vf;
+    size_t kv;
+} cache_f32_job;
+
+static void cache_rows_to_f32(void *arg, int64_t begin, int64_t end, int thread)
+{
+    const cache_f32_job *j = arg;
+    (void)thread;
+    size_t first = (size_t)begin * j->kv, count = (size_t)(end - begin) * j->kv;
+    f16_to_f32_row(j->k + first, j->kf + first, count);
+    f16_to_f32_row(j->v + first, j->vf + first, count);
+}
+
 static void attention(const run *r, uint32_t layer, uint32_t pos, int nb)
 {
     const llama_hparams *hp = &r->m->hp;
@@ -673,6 +756,14 @@ static void attention(const run *r, uint32_t layer, uint32_t pos, int nb)
     attn_job j = {r, layer, pos};
     /* a head's work grows with the context; keep chunks above ~32K multiply-adds */
     int64_t grain = 32768 / ((int64_t)(pos + (uint32_t)nb) * hp->head_dim * 2) + 1;
+    if (nb > 1 && r->s->key_f32) {
+        cache_f32_job c = {cache_row(r->s->key_cache, hp, r->s->n_ctx, layer, 0),
+                           cache_row(r->s->value_cache, hp, r->s->n_ctx, layer, 0), r->s->key_f32,
+                           r->s->value_f32, kv};
+        pool_for(r->p, (int64_t)pos + nb, 64, cache_rows_to_f32, &c);
+        pool_for(r->p, (int64_t)nb * hp->n_head, grain, attention_heads_batch, &j);
+        return;
+    }
     pool_for(r->p, (int64_t)nb * hp->n_head, grain, attention_heads, &j);
 }
 

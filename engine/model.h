@@ -54,7 +54,8 @@ typedef struct llama_state {
     uint8_t *act[3];                            /* quantized activations */
     size_t act_cap;                             /* bytes per act buffer */
     uint16_t *key_cache, *value_cache;          /* F16 [n_layer][n_ctx][n_head_kv*head_dim] */
-    float *logits;                              /* [logits_all ? n_batch : 1][n_vocab] */
+    float *key_f32, *value_f32; /* one layer's cache as F32 [n_ctx][...] (n_batch > 1 only) */
+    float *logits;              /* [logits_all ? n_batch : 1][n_vocab] */
 } llama_state;
 
 /* Converts n F16 values to F32 exactly (as fp16_to_fp32), four at a time;
