@@ -3,7 +3,7 @@
  *
  * A register tile is one weight row against KB_T (8) activation rows: the
  * weight block is unpacked once for 8 products. With 8 rows there is room in
- * the 16 AVX2 registers for one accumulator per row, not two, so the two lane
+ * the 16 AVX2 registers for one accumulator per row, not two, so the lane
  * groups of the canonical order (kernels_impl.h: block b goes to group
  * b % 2) are computed one after the other: even blocks, then odd blocks.
  * Each lane still sees exactly its own fmadd's in increasing block order, so
@@ -21,16 +21,21 @@
 #define KB_T    8  /* activation rows per tile */
 #define KB_ROWS 32 /* weight rows kept hot (L2) while the activation tiles pass */
 /* Longest row the tile scratch holds, in 32-element blocks; longer rows
- * (n > 32768) take kx_row_tile (4 rows at a time). */
-#define KB_MAX_BLOCKS 1024
+ * (n > 16384) take kx_row_tile (4 rows at a time). */
+#define KB_MAX_BLOCKS 512
 #define KB_MAX_SUPER  (KB_MAX_BLOCKS / 8)
 
 /* Activation-side data of one tile (rows a[0..KB_T-1]; a partial tile
- * repeats its last row). Legacy types use d and s per block; k-quants d and
- * bs per super-block: bs[sb][c2] lane t holds, for chunks c = 2*c2 and
- * 2*c2+1 of row t, bsums[2c] + bsums[2c+1] as the low and high int16. */
+ * repeats its last row). qs holds the rows' 8-bit codes interleaved by
+ * block: block b's (32 codes, or 256 for k-quants) of row 0, of row 1, ...,
+ * so that every load is 32-byte aligned (an activation block of 34 or 36
+ * bytes often straddles two cache lines) and one pointer serves all rows.
+ * Legacy types use d and s per block; k-quants d and bs per super-block:
+ * bs[sb][c2] lane t holds, for chunks c = 2*c2 and 2*c2+1 of row t,
+ * bsums[2c] + bsums[2c+1] as the low and high int16. */
 typedef struct kb_tile {
     const uint8_t *a[KB_T];
+    _Alignas(32) int8_t qs[KB_MAX_BLOCKS * KB_T * QK32];
     union {
         struct {
             float d[KB_MAX_BLOCKS][KB_T], s[KB_MAX_BLOCKS][KB_T];
@@ -63,6 +68,7 @@ static void kb_prep(uint32_t type, int64_t nblk, kb_tile *tl)
         for (int64_t b = 0; b < nblk; b++)
             for (int t = 0; t < KB_T; t++) {
                 const uint8_t *blk = tl->a[t] + (size_t)b * ab;
+                memcpy(tl->qs + ((size_t)b * KB_T + t) * QK32, blk + (q8_1 ? 4 : 2), QK32);
                 tl->u.legacy.d[b][t] = kx_h2f(blk);
                 tl->u.legacy.s[b][t] = q8_1 ? kx_h2f(blk + 2) : 0.0f;
             }
@@ -71,6 +77,7 @@ static void kb_prep(uint32_t type, int64_t nblk, kb_tile *tl)
     for (int64_t b = 0; b < nblk; b++)
         for (int t = 0; t < KB_T; t++) {
             const block_q8_K *y = (const block_q8_K *)(const void *)tl->a[t] + b;
+            memcpy(tl->qs + ((size_t)b * KB_T + t) * QK_K, y->qs, QK_K);
             tl->u.k.d[b][t] = y->d;
             for (int c2 = 0; c2 < 4; c2++) {
                 const int lo = y->bsums[4 * c2] + y->bsums[4 * c2 + 1];
@@ -80,32 +87,45 @@ static void kb_prep(uint32_t type, int64_t nblk, kb_tile *tl)
         }
 }
 
-/* The eight products dw * d[t] of one block, stored for broadcasting. */
-KX_ALWAYS_INLINE void kb_scales(float dw, const float *d8, float *out)
+/* The eight products dw * d[t] of one block, stored to out; returns out
+ * hidden from the optimiser, so that each d[t] is then broadcast straight
+ * from memory (a load, not two shuffles, and no pointer per t). */
+KX_ALWAYS_INLINE const float *kb_scales(float dw, const float *d8, float *out)
 {
     _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_set1_ps(dw), _mm256_loadu_ps(d8)));
+    __asm__("" : "+r"(out)::"memory");
+    return out;
 }
 
-/* Writes the NT results of one weight row: fold of the 16 lanes of each row
- * (group 0 then group 1) as lanes_fold does, then the min terms (lane t of
- * mins0/mins1) added (sign +1) or subtracted (-1). */
-KX_ALWAYS_INLINE void kb_results(int NT, float lanes[KB_T][Q_GROUPS * Q_LANES], __m256 mins0,
-                                 __m256 mins1, int min_sign, float *out)
+/* Lane groups of a type's canonical order (kernels_impl.h): block b goes to
+ * group b % groups. */
+static inline int kb_groups(uint32_t type)
+{
+    (void)type;
+    return Q_GROUPS;
+}
+
+/* Writes the NT results of one weight row: the fold of each row's G * 8
+ * lanes (group 0 first) as lanes_fold does; with two groups, the min terms
+ * (lane t of mins: group 0's plus group 1's) are then added
+ * (sign +1) or subtracted (-1). */
+KX_ALWAYS_INLINE void kb_results(int NT, int G, float lanes[KB_T][Q_GROUPS * Q_LANES], __m256 mins,
+                                 int min_sign, float *out)
 {
     float m[KB_T];
-    _mm256_storeu_ps(m, _mm256_add_ps(mins0, mins1));
+    _mm256_storeu_ps(m, mins);
     for (int t = 0; t < NT; t++) {
-        const float r = lanes_fold(lanes[t], Q_GROUPS * Q_LANES);
-        out[t] = min_sign > 0 ? r + m[t] : r - m[t];
+        const float r = lanes_fold(lanes[t], G * Q_LANES);
+        out[t] = G == 1 ? r : min_sign > 0 ? r + m[t] : r - m[t];
     }
 }
 
 /* ------------------------------------------------------ legacy block types */
 
-/* Lane group g (blocks g, g+2, ...) of one legacy-type weight row against NT
+/* Lane group g (blocks g, g+G, ...) of one legacy-type weight row against NT
  * activation rows: accumulators into lanes[t][8g..8g+7], min terms returned
  * (lane t). Signed weights use |w| x sign(a, w). */
-KX_ALWAYS_INLINE __m256 kb_legacy_group(uint32_t type, int NT, int64_t nblk, int g,
+KX_ALWAYS_INLINE __m256 kb_legacy_group(uint32_t type, int NT, int64_t nblk, int g, int G,
                                         const uint8_t *w, const kb_tile *tl,
                                         float lanes[KB_T][Q_GROUPS * Q_LANES])
 {
@@ -115,25 +135,23 @@ KX_ALWAYS_INLINE __m256 kb_legacy_group(uint32_t type, int NT, int64_t nblk, int
                       : type == TT_Q5_1 ? sizeof(block_q5_1)
                                         : sizeof(block_q8_0);
     const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
-    const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    const size_t aq_off = with_min ? 4 : 2; /* offset of qs in the activation block */
     __m256 acc[KB_T], mins = _mm256_setzero_ps();
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
         acc[t] = _mm256_setzero_ps();
-    for (int64_t b = g; b < nblk; b += 2) {
+    for (int64_t b = g; b < nblk; b += G) {
         const uint8_t *wblk = w + (size_t)b * wb;
         const __m256i q = kx_unpack_legacy(type, wblk);
         const __m256i u = with_min ? q : _mm256_sign_epi8(q, q);
         float dd[KB_T];
-        kb_scales(kx_h2f(wblk), tl->u.legacy.d[b], dd);
+        const float *ddp = kb_scales(kx_h2f(wblk), tl->u.legacy.d[b], dd);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; t++) {
-            __m256i s = kx_load(tl->a[t] + (size_t)b * ab + aq_off);
+            __m256i s = kx_load(tl->qs + ((size_t)b * KB_T + t) * QK32);
             if (!with_min)
                 s = _mm256_sign_epi8(s, q);
             const __m256i p = KX_DOT4(u, s);
-            acc[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[t]), _mm256_cvtepi32_ps(p), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(ddp + t), _mm256_cvtepi32_ps(p), acc[t]);
         }
         if (with_min)
             mins = _mm256_fmadd_ps(_mm256_set1_ps(kx_h2f(wblk + 2)),
@@ -149,9 +167,13 @@ KX_ALWAYS_INLINE void kb_legacy_row(uint32_t type, int NT, int64_t nblk, const u
                                     const kb_tile *tl, float *out)
 {
     float lanes[KB_T][Q_GROUPS * Q_LANES];
-    const __m256 m0 = kb_legacy_group(type, NT, nblk, 0, w, tl, lanes);
-    const __m256 m1 = kb_legacy_group(type, NT, nblk, 1, w, tl, lanes);
-    kb_results(NT, lanes, m0, m1, +1, out);
+    const int G = kb_groups(type);
+    __m256 mg[Q_GROUPS];
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
+        mg[g] = kb_legacy_group(type, NT, nblk, g, G, w, tl, lanes);
+    const __m256 mins = G == 1 ? mg[0] : _mm256_add_ps(mg[0], mg[1]);
+    kb_results(NT, G, lanes, mins, +1, out);
 }
 
 /* ---------------------------------------------------------------- k-quants */
@@ -171,15 +193,16 @@ KX_ALWAYS_INLINE __m256i kb_min_sums(const uint8_t mn[8], const int32_t bs[4][KB
 }
 
 /* Lane group g of one Q4_K/Q5_K weight row against NT rows of Q8_K. */
-KX_ALWAYS_INLINE __m256 kb_q45k_group(uint32_t type, int NT, int64_t nsb, int g, const uint8_t *w,
-                                      const kb_tile *tl, float lanes[KB_T][Q_GROUPS * Q_LANES])
+KX_ALWAYS_INLINE __m256 kb_q45k_group(uint32_t type, int NT, int64_t nsb, int g, int G,
+                                      const uint8_t *w, const kb_tile *tl,
+                                      float lanes[KB_T][Q_GROUPS * Q_LANES])
 {
     const size_t wb = type == TT_Q4_K ? sizeof(block_q4_K) : sizeof(block_q5_K);
     __m256 acc[KB_T], mins = _mm256_setzero_ps();
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
         acc[t] = _mm256_setzero_ps();
-    for (int64_t b = g; b < nsb; b += 2) {
+    for (int64_t b = g; b < nsb; b += G) {
         const uint8_t *wblk = w + (size_t)b * wb;
         const uint8_t *qs =
             type == TT_Q4_K ? ((const block_q4_K *)wblk)->qs : ((const block_q5_K *)wblk)->qs;
@@ -210,16 +233,17 @@ KX_ALWAYS_INLINE __m256 kb_q45k_group(uint32_t type, int NT, int64_t nsb, int g,
             const __m256i s_hi = _mm256_set1_epi16(sc[2 * pr + 1]);
 #pragma GCC unroll 8
             for (int t = 0; t < NT; t++) {
-                const int8_t *aq = ((const block_q8_K *)(const void *)tl->a[t])[b].qs + 64 * pr;
+                const int8_t *aq = tl->qs + ((size_t)b * KB_T + t) * QK_K + 64 * pr;
                 p[t] = _mm256_add_epi32(p[t], KX_DOT4_SCALED(lo, kx_load(aq), s_lo));
                 p[t] = _mm256_add_epi32(p[t], KX_DOT4_SCALED(hi, kx_load(aq + 32), s_hi));
             }
         }
         float dd[KB_T];
-        kb_scales(kx_h2f(wblk), tl->u.k.d[b], dd);
+        const float *ddp = kb_scales(kx_h2f(wblk), tl->u.k.d[b], dd);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; t++)
-            acc[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[t]), _mm256_cvtepi32_ps(p[t]), acc[t]);
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_broadcast_ss(ddp + t), _mm256_cvtepi32_ps(p[t]), acc[t]);
         /* lane t: fmaf(dmin_w * d_t, (float)summs_t, mins_t), as scalar */
         const __m256 dmin =
             _mm256_mul_ps(_mm256_set1_ps(kx_h2f(wblk + 2)), _mm256_loadu_ps(tl->u.k.d[b]));
@@ -235,21 +259,25 @@ KX_ALWAYS_INLINE void kb_q45k_row(uint32_t type, int NT, int64_t nsb, const uint
                                   const kb_tile *tl, float *out)
 {
     float lanes[KB_T][Q_GROUPS * Q_LANES];
-    const __m256 m0 = kb_q45k_group(type, NT, nsb, 0, w, tl, lanes);
-    const __m256 m1 = kb_q45k_group(type, NT, nsb, 1, w, tl, lanes);
-    kb_results(NT, lanes, m0, m1, -1, out);
+    const int G = kb_groups(type);
+    __m256 mg[Q_GROUPS];
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
+        mg[g] = kb_q45k_group(type, NT, nsb, g, G, w, tl, lanes);
+    const __m256 mins = G == 1 ? mg[0] : _mm256_add_ps(mg[0], mg[1]);
+    kb_results(NT, G, lanes, mins, -1, out);
 }
 
 /* Lane group g of one Q6_K weight row against NT rows of Q8_K. */
-KX_ALWAYS_INLINE void kb_q6k_group(int NT, int64_t nsb, int g, const uint8_t *w, const kb_tile *tl,
-                                   float lanes[KB_T][Q_GROUPS * Q_LANES])
+KX_ALWAYS_INLINE void kb_q6k_group(int NT, int64_t nsb, int g, int G, const uint8_t *w,
+                                   const kb_tile *tl, float lanes[KB_T][Q_GROUPS * Q_LANES])
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     __m256 acc[KB_T];
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
         acc[t] = _mm256_setzero_ps();
-    for (int64_t b = g; b < nsb; b += 2) {
+    for (int64_t b = g; b < nsb; b += G) {
         const block_q6_K *x = (const block_q6_K *)(const void *)w + b;
         __m256i p[KB_T];
 #pragma GCC unroll 8
@@ -269,16 +297,17 @@ KX_ALWAYS_INLINE void kb_q6k_group(int NT, int64_t nsb, int g, const uint8_t *w,
                                                       _mm_set1_epi16(x->scales[2 * c]));
 #pragma GCC unroll 8
                 for (int t = 0; t < NT; t++) {
-                    const int8_t *aq = ((const block_q8_K *)(const void *)tl->a[t])[b].qs + 32 * c;
+                    const int8_t *aq = tl->qs + ((size_t)b * KB_T + t) * QK_K + 32 * c;
                     p[t] = _mm256_add_epi32(p[t], KX_DOT4_Q6(q, kx_load(aq), sc16));
                 }
             }
         }
         float dd[KB_T];
-        kb_scales(kx_h2f(&x->d), tl->u.k.d[b], dd);
+        const float *ddp = kb_scales(kx_h2f(&x->d), tl->u.k.d[b], dd);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; t++)
-            acc[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[t]), _mm256_cvtepi32_ps(p[t]), acc[t]);
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_broadcast_ss(ddp + t), _mm256_cvtepi32_ps(p[t]), acc[t]);
     }
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
@@ -289,9 +318,11 @@ KX_ALWAYS_INLINE void kb_q6k_row(int NT, int64_t nsb, const uint8_t *w, const kb
                                  float *out)
 {
     float lanes[KB_T][Q_GROUPS * Q_LANES];
-    kb_q6k_group(NT, nsb, 0, w, tl, lanes);
-    kb_q6k_group(NT, nsb, 1, w, tl, lanes);
-    kb_results(NT, lanes, _mm256_setzero_ps(), _mm256_setzero_ps(), +1, out);
+    const int G = kb_groups(TT_Q6_K);
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
+        kb_q6k_group(NT, nsb, g, G, w, tl, lanes);
+    kb_results(NT, G, lanes, _mm256_setzero_ps(), +1, out);
 }
 
 /* ---------------------------------------------------------------- driver */
