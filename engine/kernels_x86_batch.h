@@ -105,29 +105,51 @@ static inline int kb_groups(uint32_t type)
     return Q_GROUPS;
 }
 
-/* Writes the NT results of one weight row: the fold of each row's G * 8
- * lanes (group 0 first) as lanes_fold does; with two groups, the min terms
- * (lane t of mins: group 0's plus group 1's) are then added
- * (sign +1) or subtracted (-1). */
-KX_ALWAYS_INLINE void kb_results(int NT, int G, float lanes[KB_T][Q_GROUPS * Q_LANES], __m256 mins,
-                                 int min_sign, float *out)
+/* lanes_fold of 8 rows' 8 lanes at once: lane t of the result is
+ * lanes_fold(v[t], 8), by the same additions with the same operands in the
+ * same order (lane i + lane i+4, then i + i+2, then 0 + 1), rows gathered by
+ * shuffles instead of stored and summed one float at a time. */
+KX_ALWAYS_INLINE __m256 kb_fold8x8(const __m256 v[KB_T])
 {
-    float m[KB_T];
-    _mm256_storeu_ps(m, mins);
-    for (int t = 0; t < NT; t++) {
-        const float r = lanes_fold(lanes[t], G * Q_LANES);
-        out[t] = G == 1 ? r : min_sign > 0 ? r + m[t] : r - m[t];
-    }
+    __m256 s[4]; /* s[t]: the 4 half-folded lanes of row t, then of row t + 4 */
+#pragma GCC unroll 4
+    for (int t = 0; t < 4; t++)
+        s[t] = _mm256_add_ps(_mm256_permute2f128_ps(v[t], v[t + 4], 0x20),
+                             _mm256_permute2f128_ps(v[t], v[t + 4], 0x31));
+    const __m256 t01 =
+        _mm256_add_ps(_mm256_shuffle_ps(s[0], s[1], 0x44), _mm256_shuffle_ps(s[0], s[1], 0xEE));
+    const __m256 t23 =
+        _mm256_add_ps(_mm256_shuffle_ps(s[2], s[3], 0x44), _mm256_shuffle_ps(s[2], s[3], 0xEE));
+    return _mm256_add_ps(_mm256_shuffle_ps(t01, t23, 0x88), _mm256_shuffle_ps(t01, t23, 0xDD));
 }
 
-/* ------------------------------------------------------ legacy block types */
+/* Writes the NT results of one weight row from the G lane groups' 8-lane
+ * accumulators of each activation row: the fold of the row's G * 8 lanes
+ * (group 0 first) as lanes_fold does (its first step for 16 lanes is group 0
+ * + group 1); with two groups the min terms (lane t of mins: group 0's plus
+ * group 1's) are then added (sign +1) or subtracted (-1). */
+KX_ALWAYS_INLINE void kb_results(int NT, int G, __m256 gacc[Q_GROUPS][KB_T], __m256 mins,
+                                 int min_sign, float *out)
+{
+    __m256 v[KB_T];
+#pragma GCC unroll 8
+    for (int t = 0; t < KB_T; t++)
+        v[t] = t >= NT  ? _mm256_setzero_ps()
+               : G == 1 ? gacc[0][t]
+                        : _mm256_add_ps(gacc[0][t], gacc[1][t]);
+    __m256 r = kb_fold8x8(v);
+    if (G > 1)
+        r = min_sign > 0 ? _mm256_add_ps(r, mins) : _mm256_sub_ps(r, mins);
+    float o[KB_T];
+    _mm256_storeu_ps(o, r);
+    memcpy(out, o, (size_t)NT * sizeof(float));
+}
 
 /* Lane group g (blocks g, g+G, ...) of one legacy-type weight row against NT
- * activation rows: accumulators into lanes[t][8g..8g+7], min terms returned
+ * activation rows: accumulators into gacc[t], min terms returned
  * (lane t). Signed weights use |w| x sign(a, w). */
 KX_ALWAYS_INLINE __m256 kb_legacy_group(uint32_t type, int NT, int64_t nblk, int g, int G,
-                                        const uint8_t *w, const kb_tile *tl,
-                                        float lanes[KB_T][Q_GROUPS * Q_LANES])
+                                        const uint8_t *w, const kb_tile *tl, __m256 *gacc)
 {
     const size_t wb = type == TT_Q4_0   ? sizeof(block_q4_0)
                       : type == TT_Q4_1 ? sizeof(block_q4_1)
@@ -159,21 +181,21 @@ KX_ALWAYS_INLINE __m256 kb_legacy_group(uint32_t type, int NT, int64_t nblk, int
     }
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
-        _mm256_storeu_ps(lanes[t] + Q_LANES * g, acc[t]);
+        gacc[t] = acc[t];
     return mins;
 }
 
 KX_ALWAYS_INLINE void kb_legacy_row(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
                                     const kb_tile *tl, float *out)
 {
-    float lanes[KB_T][Q_GROUPS * Q_LANES];
+    __m256 gacc[Q_GROUPS][KB_T];
     const int G = kb_groups(type);
     __m256 mg[Q_GROUPS];
 #pragma GCC unroll 2
     for (int g = 0; g < G; g++)
-        mg[g] = kb_legacy_group(type, NT, nblk, g, G, w, tl, lanes);
+        mg[g] = kb_legacy_group(type, NT, nblk, g, G, w, tl, gacc[g]);
     const __m256 mins = G == 1 ? mg[0] : _mm256_add_ps(mg[0], mg[1]);
-    kb_results(NT, G, lanes, mins, +1, out);
+    kb_results(NT, G, gacc, mins, +1, out);
 }
 
 /* ---------------------------------------------------------------- k-quants */
@@ -194,8 +216,7 @@ KX_ALWAYS_INLINE __m256i kb_min_sums(const uint8_t mn[8], const int32_t bs[4][KB
 
 /* Lane group g of one Q4_K/Q5_K weight row against NT rows of Q8_K. */
 KX_ALWAYS_INLINE __m256 kb_q45k_group(uint32_t type, int NT, int64_t nsb, int g, int G,
-                                      const uint8_t *w, const kb_tile *tl,
-                                      float lanes[KB_T][Q_GROUPS * Q_LANES])
+                                      const uint8_t *w, const kb_tile *tl, __m256 *gacc)
 {
     const size_t wb = type == TT_Q4_K ? sizeof(block_q4_K) : sizeof(block_q5_K);
     __m256 acc[KB_T], mins = _mm256_setzero_ps();
@@ -251,26 +272,26 @@ KX_ALWAYS_INLINE __m256 kb_q45k_group(uint32_t type, int NT, int64_t nsb, int g,
     }
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
-        _mm256_storeu_ps(lanes[t] + Q_LANES * g, acc[t]);
+        gacc[t] = acc[t];
     return mins;
 }
 
 KX_ALWAYS_INLINE void kb_q45k_row(uint32_t type, int NT, int64_t nsb, const uint8_t *w,
                                   const kb_tile *tl, float *out)
 {
-    float lanes[KB_T][Q_GROUPS * Q_LANES];
+    __m256 gacc[Q_GROUPS][KB_T];
     const int G = kb_groups(type);
     __m256 mg[Q_GROUPS];
 #pragma GCC unroll 2
     for (int g = 0; g < G; g++)
-        mg[g] = kb_q45k_group(type, NT, nsb, g, G, w, tl, lanes);
+        mg[g] = kb_q45k_group(type, NT, nsb, g, G, w, tl, gacc[g]);
     const __m256 mins = G == 1 ? mg[0] : _mm256_add_ps(mg[0], mg[1]);
-    kb_results(NT, G, lanes, mins, -1, out);
+    kb_results(NT, G, gacc, mins, -1, out);
 }
 
 /* Lane group g of one Q6_K weight row against NT rows of Q8_K. */
 KX_ALWAYS_INLINE void kb_q6k_group(int NT, int64_t nsb, int g, int G, const uint8_t *w,
-                                   const kb_tile *tl, float lanes[KB_T][Q_GROUPS * Q_LANES])
+                                   const kb_tile *tl, __m256 *gacc)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     __m256 acc[KB_T];
@@ -311,18 +332,18 @@ KX_ALWAYS_INLINE void kb_q6k_group(int NT, int64_t nsb, int g, int G, const uint
     }
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
-        _mm256_storeu_ps(lanes[t] + Q_LANES * g, acc[t]);
+        gacc[t] = acc[t];
 }
 
 KX_ALWAYS_INLINE void kb_q6k_row(int NT, int64_t nsb, const uint8_t *w, const kb_tile *tl,
                                  float *out)
 {
-    float lanes[KB_T][Q_GROUPS * Q_LANES];
+    __m256 gacc[Q_GROUPS][KB_T];
     const int G = kb_groups(TT_Q6_K);
 #pragma GCC unroll 2
     for (int g = 0; g < G; g++)
-        kb_q6k_group(NT, nsb, g, G, w, tl, lanes);
-    kb_results(NT, G, lanes, _mm256_setzero_ps(), +1, out);
+        kb_q6k_group(NT, nsb, g, G, w, tl, gacc[g]);
+    kb_results(NT, G, gacc, _mm256_setzero_ps(), +1, out);
 }
 
 /* ---------------------------------------------------------------- driver */
