@@ -847,7 +847,10 @@ static void kx_row_tile(uint32_t type, int64_t n, const uint8_t *w, const uint8_
     }
 }
 
-/* Blocks of KX_ROW_BLOCK weight rows; within a block, activation rows in
+#include "kernels_x86_batch.h"
+
+/* Batches of quantized rows go to kb_mul_mat (kernels_x86_batch.h). Else:
+ * blocks of KX_ROW_BLOCK weight rows; within a block, activation rows in
  * tiles of KX_TILE, each tile against every row of the block. The loop
  * order changes only which outputs are computed when, never how. */
 static void kx_mul_mat(uint32_t weight_type, int64_t n, const void *w, size_t w_stride,
@@ -857,6 +860,10 @@ static void kx_mul_mat(uint32_t weight_type, int64_t n, const void *w, size_t w_
     const uint8_t *wp = w, *ap = a;
     if (nb == 1 && kx_gemv(weight_type, n, w, w_stride, a, y, r0, r1))
         return;
+    if (kb_handles(weight_type, n, nb)) {
+        kb_mul_mat(weight_type, n, wp, w_stride, ap, a_stride, nb, y, y_stride, r0, r1);
+        return;
+    }
     const int legacy = weight_type == TT_Q4_0 || weight_type == TT_Q4_1 || weight_type == TT_Q5_0 ||
                        weight_type == TT_Q5_1 || weight_type == TT_Q8_0;
     const int64_t nblk = n / QK32;

@@ -117,14 +117,17 @@ static void test_threads_batches_kernels_bit_identical(void **state)
         assert_memory_equal(a, b, len * sizeof *a);
         run_story(m, 2, 5, b); /* prefill in chunks of 5 */
         assert_memory_equal(a, b, len * sizeof *a);
+        run_story(m, 2, 1, b); /* one token at a time: decode kernels and attention */
+        assert_memory_equal(a, b, len * sizeof *a);
         run_story(m, -1, 512, b); /* a borrowed pool of 3, made before the model */
         assert_memory_equal(a, b, len * sizeof *a);
         run_story(ms, 2, 512, b); /* the scalar reference kernels */
         if (memcmp(a, b, len * sizeof *a) != 0)
             fail_msg("%s: kernels %s and scalar give different logits", models[i], info.kernels);
-        printf("%-18s logits bit-identical: 1/2/3 threads, own/borrowed pool, batch 512/5, kernels "
-               "%s/scalar\n",
-               models[i], info.kernels);
+        printf(
+            "%-18s logits bit-identical: 1/2/3 threads, own/borrowed pool, batch 512/5/1, kernels "
+            "%s/scalar\n",
+            models[i], info.kernels);
         free(a);
         free(b);
         engine_model_free(m);

@@ -298,9 +298,9 @@ static void test_simd_bit_identical(void **state)
             const uint32_t type = WEIGHT_TYPES[ti];
             const int64_t bs = block_of(type);
             const int64_t ns[] = {bs == 1 ? 172 : (bs == 32 ? 96 : 256), 512, bs == 1 ? 33 : 2048};
-            const int64_t nbs[] = {1, 3, 4, 5, 9};
+            const int64_t nbs[] = {1, 3, 4, 5, 9, 8, 17};
             for (size_t ni = 0; ni < 3; ni++) {
-                for (size_t bi = 0; bi < 5; bi++) {
+                for (size_t bi = 0; bi < 7; bi++) {
                     const int64_t n = ns[ni], nb = nbs[bi], rows = 19;
                     const int raw = (int)((ni + bi) % 2);
                     uint8_t *w = make_weights(type, rows, n, raw, &r);
@@ -317,21 +317,27 @@ static void test_simd_bit_identical(void **state)
                 }
             }
         }
-        /* rows longer than 512 blocks take the x86 path that converts
-         * activation scales per row instead of per tile: same bits */
+        /* rows of more than 32768 elements are too long for the x86 batch
+         * tiles' scratch (kernels_x86_batch.h) and take the 4-row path; rows
+         * above 512 legacy blocks convert activation scales per row there */
         for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
             const uint32_t type = WEIGHT_TYPES[ti];
-            if (block_of(type) != 32)
+            if (block_of(type) == 1)
                 continue;
-            const int64_t n = 32 * 520, nb = 4, rows = 3;
-            uint8_t *w = make_weights(type, rows, n, 1, &r);
-            uint8_t *a = make_activations(scalar, type, nb, n, NULL, &r);
-            float ys[12], yk[12];
-            run_full(scalar, type, n, w, rows, a, nb, ys);
-            run_full(k, type, n, w, rows, a, nb, yk);
-            compare_bits(k->name, type, n, nb, ys, yk, 12);
-            free(w);
-            free(a);
+            const int64_t bs = block_of(type);
+            const int64_t ns[] = {bs == 32 ? 32 * 520 : 256 * 120,
+                                  bs == 32 ? 32 * 1030 : 256 * 130};
+            for (size_t ni = 0; ni < 2; ni++) {
+                const int64_t n = ns[ni], nb = 8, rows = 3;
+                uint8_t *w = make_weights(type, rows, n, 1, &r);
+                uint8_t *a = make_activations(scalar, type, nb, n, NULL, &r);
+                float ys[24], yk[24];
+                run_full(scalar, type, n, w, rows, a, nb, ys);
+                run_full(k, type, n, w, rows, a, nb, yk);
+                compare_bits(k->name, type, n, nb, ys, yk, 24);
+                free(w);
+                free(a);
+            }
         }
         /* activation quantization is the same bytes on every path */
         const int64_t n = 1024;
