@@ -317,7 +317,7 @@ static void test_simd_bit_identical(void **state)
                 }
             }
         }
-        /* rows of more than 32768 elements are too long for the x86 batch
+        /* rows of more than 16384 elements are too long for the x86 batch
          * tiles' scratch (kernels_x86_batch.h) and take the 4-row path; rows
          * above 512 legacy blocks convert activation scales per row there */
         for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
