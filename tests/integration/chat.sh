@@ -89,7 +89,15 @@ fi
 printf 'Tell me a long story\nMore\n/reset\nShort\n' >"$T/in"
 expect_rc 0 sh -c '"$0" chat $1 -n 1000 --seed 5 -t 2 <"$2"' "$APP" "$MODEL" "$T/in"
 assert_grep "tokens is full: /reset to start a new conversation]" "$T/err"
-assert_grep "[this message was not answered: the conversation fills the context, /reset" "$T/err"
+if [ -n "${BUNDLE:-}" ]; then
+    assert_grep "[this message was not answered: the conversation fills the context, /reset" "$T/err"
+else
+    # The synthetic model's random bytes come back as U+FFFD, which the
+    # history re-tokenizes into many more tokens than were generated: the
+    # first answer may end by a stop string and still leave no room, so
+    # the refusal names the other way out.
+    assert_grep "[this message was not answered; if the conversation is too long, /reset]" "$T/err"
+fi
 assert_grep "[session ended: 2 turns answered, some not (see above)]" "$T/err"
 
 # Policy limits per turn: a message over limits.max_prompt_bytes is refused
