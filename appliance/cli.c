@@ -92,6 +92,60 @@ int cli_parse_float(const char *s, float *out)
     return 0;
 }
 
+/* A probability-like flag value: a real in [lo, 1], or in (lo, 1] when
+ * open_lo. */
+static int parse_unit(const char *arg, float lo, int open_lo, float *out)
+{
+    float v;
+    if (cli_parse_float(arg, &v) || v < lo || (open_lo && !(v > lo)) || v > 1)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_sampling_flag(int c, const char *arg, engine_sampler_params *p, int *have_seed,
+                            const char **flag)
+{
+    uint64_t u;
+    int bad;
+    switch (c) {
+    case CLI_OPT_TEMP:
+        *flag = "--temp";
+        bad = cli_parse_float(arg, &p->temperature) || p->temperature < 0;
+        break;
+    case CLI_OPT_TOPK:
+        *flag = "--top-k";
+        bad = cli_parse_u64(arg, INT32_MAX, &u);
+        if (!bad)
+            p->top_k = (int32_t)u;
+        break;
+    case CLI_OPT_TOPP:
+        *flag = "--top-p";
+        bad = parse_unit(arg, 0, 1, &p->top_p);
+        break;
+    case CLI_OPT_MINP:
+        *flag = "--min-p";
+        bad = parse_unit(arg, 0, 0, &p->min_p);
+        break;
+    case CLI_OPT_REPEAT:
+        *flag = "--repeat-penalty";
+        bad = cli_parse_float(arg, &p->repeat_penalty) || !(p->repeat_penalty > 0);
+        break;
+    case CLI_OPT_SEED:
+        *flag = "--seed";
+        bad = cli_parse_u64(arg, INT64_MAX, &p->seed);
+        if (!bad)
+            *have_seed = 1;
+        break;
+    case CLI_OPT_GREEDY:
+        p->temperature = 0;
+        return 1;
+    default:
+        return 0;
+    }
+    return bad ? -1 : 1;
+}
+
 char *cli_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");

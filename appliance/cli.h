@@ -2,6 +2,9 @@
 #ifndef APPLIANCE_CLI_H
 #define APPLIANCE_CLI_H
 
+#include "engine.h"
+
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +39,36 @@ int cli_bad_option(const char *cmd, const char *usage, int argc, char **argv);
 int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 /* A finite decimal real: 0 and *out set, or -1. */
 int cli_parse_float(const char *s, float *out);
+
+/* The sampling flags that generate and chat share, as getopt_long option
+ * ids; a command numbers its own long options from CLI_OPT_SAMPLING_END. */
+enum {
+    CLI_OPT_TEMP = 256,
+    CLI_OPT_TOPK,
+    CLI_OPT_TOPP,
+    CLI_OPT_MINP,
+    CLI_OPT_REPEAT,
+    CLI_OPT_SEED,
+    CLI_OPT_GREEDY,
+    CLI_OPT_SAMPLING_END,
+};
+/* Their entries for a getopt_long table. */
+/* clang-format off */
+#define CLI_SAMPLING_OPTIONS                                      \
+    {"temp", required_argument, NULL, CLI_OPT_TEMP},              \
+    {"top-k", required_argument, NULL, CLI_OPT_TOPK},             \
+    {"top-p", required_argument, NULL, CLI_OPT_TOPP},             \
+    {"min-p", required_argument, NULL, CLI_OPT_MINP},             \
+    {"repeat-penalty", required_argument, NULL, CLI_OPT_REPEAT},  \
+    {"seed", required_argument, NULL, CLI_OPT_SEED},              \
+    {"greedy", no_argument, NULL, CLI_OPT_GREEDY}
+/* clang-format on */
+
+/* Applies sampling flag c with value arg to p (and *have_seed for --seed):
+ * 1 when c was one and its value is good; 0 when c is another flag; -1 for a
+ * bad value, with *flag set to the flag's name ("--temp") for the error. */
+int cli_parse_sampling_flag(int c, const char *arg, engine_sampler_params *p, int *have_seed,
+                            const char **flag);
 
 /* Reads a whole file of at most max bytes into malloc'd memory (with a
  * NUL after it); NULL with one sentence in err. */

@@ -60,14 +60,7 @@ typedef struct chat_opts {
 } chat_opts;
 
 enum {
-    OPT_TEMP = 256,
-    OPT_TOPK,
-    OPT_TOPP,
-    OPT_MINP,
-    OPT_REPEAT,
-    OPT_SEED,
-    OPT_GREEDY,
-    OPT_KERNELS,
+    OPT_KERNELS = CLI_OPT_SAMPLING_END,
     OPT_SYNTH,
     OPT_SYSTEM,
     OPT_TEMPLATE,
@@ -79,36 +72,6 @@ static int bad_value(const char *flag, const char *value)
     return cli_usage_error("chat", CHAT_USAGE, "invalid value '%s' for %s", value, flag);
 }
 
-/* The sampling flags, with generate's meanings and limits: 1 when c was
- * one and its value is good, 0 when c is another flag, -1 for a bad value. */
-static int parse_sampling_flag(int c, chat_opts *o)
-{
-    uint64_t u;
-    engine_sampler_params *p = &o->sampling;
-    switch (c) {
-    case OPT_TEMP:
-        return cli_parse_float(optarg, &p->temperature) || p->temperature < 0 ? -1 : 1;
-    case OPT_TOPK:
-        if (cli_parse_u64(optarg, INT32_MAX, &u))
-            return -1;
-        p->top_k = (int32_t)u;
-        return 1;
-    case OPT_TOPP:
-        return cli_parse_float(optarg, &p->top_p) || !(p->top_p > 0) || p->top_p > 1 ? -1 : 1;
-    case OPT_MINP:
-        return cli_parse_float(optarg, &p->min_p) || p->min_p < 0 || p->min_p > 1 ? -1 : 1;
-    case OPT_REPEAT:
-        return cli_parse_float(optarg, &p->repeat_penalty) || !(p->repeat_penalty > 0) ? -1 : 1;
-    case OPT_SEED:
-        o->have_seed = 1;
-        return cli_parse_u64(optarg, INT64_MAX, &p->seed) ? -1 : 1;
-    case OPT_GREEDY:
-        p->temperature = 0;
-        return 1;
-    }
-    return 0;
-}
-
 /* Parses argv into o; returns -1 when done, else an exit code to return. */
 static int parse_chat_args(int argc, char **argv, chat_opts *o)
 {
@@ -117,13 +80,7 @@ static int parse_chat_args(int argc, char **argv, chat_opts *o)
         {"n-predict", required_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'},
         {"ctx-size", required_argument, NULL, 'c'},
-        {"temp", required_argument, NULL, OPT_TEMP},
-        {"top-k", required_argument, NULL, OPT_TOPK},
-        {"top-p", required_argument, NULL, OPT_TOPP},
-        {"min-p", required_argument, NULL, OPT_MINP},
-        {"repeat-penalty", required_argument, NULL, OPT_REPEAT},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"greedy", no_argument, NULL, OPT_GREEDY},
+        CLI_SAMPLING_OPTIONS,
         {"synthetic", required_argument, NULL, OPT_SYNTH},
         {"kernels", required_argument, NULL, OPT_KERNELS},
         {"system", required_argument, NULL, OPT_SYSTEM},
@@ -139,9 +96,10 @@ static int parse_chat_args(int argc, char **argv, chat_opts *o)
     chat_template t;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "m:n:t:c:h", opts, NULL)) != -1) {
-        int s = parse_sampling_flag(c, o);
+        const char *flag;
+        int s = cli_parse_sampling_flag(c, optarg, &o->sampling, &o->have_seed, &flag);
         if (s < 0)
-            return bad_value(argv[optind - 1], optarg);
+            return bad_value(flag, optarg);
         if (s > 0)
             continue;
         switch (c) {

@@ -53,14 +53,7 @@ static int bad_value(const char *flag, const char *value)
 }
 
 enum {
-    OPT_TEMP = 256,
-    OPT_TOPK,
-    OPT_TOPP,
-    OPT_MINP,
-    OPT_REPEAT,
-    OPT_SEED,
-    OPT_GREEDY,
-    OPT_JSON,
+    OPT_JSON = CLI_OPT_SAMPLING_END,
     OPT_KERNELS,
     OPT_SYNTH,
     OPT_ATTEST,
@@ -90,13 +83,7 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
         {"n-predict", required_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'},
         {"ctx-size", required_argument, NULL, 'c'},
-        {"temp", required_argument, NULL, OPT_TEMP},
-        {"top-k", required_argument, NULL, OPT_TOPK},
-        {"top-p", required_argument, NULL, OPT_TOPP},
-        {"min-p", required_argument, NULL, OPT_MINP},
-        {"repeat-penalty", required_argument, NULL, OPT_REPEAT},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"greedy", no_argument, NULL, OPT_GREEDY},
+        CLI_SAMPLING_OPTIONS,
         {"json", no_argument, NULL, OPT_JSON},
         {"synthetic", required_argument, NULL, OPT_SYNTH},
         {"kernels", required_argument, NULL, OPT_KERNELS},
@@ -112,6 +99,12 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "m:p:n:t:c:h", opts, NULL)) != -1) {
+        const char *flag;
+        int s = cli_parse_sampling_flag(c, optarg, &o->sampling, &o->have_seed, &flag);
+        if (s < 0)
+            return bad_value(flag, optarg);
+        if (s > 0)
+            continue;
         switch (c) {
         case 'm':
             o->model = optarg;
@@ -133,38 +126,6 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
             if (cli_parse_u64(optarg, UINT32_MAX, &u) || u == 0)
                 return bad_value("-c", optarg);
             o->n_ctx = (uint32_t)u;
-            break;
-        case OPT_TEMP:
-            if (cli_parse_float(optarg, &o->sampling.temperature) || o->sampling.temperature < 0)
-                return bad_value("--temp", optarg);
-            break;
-        case OPT_TOPK:
-            if (cli_parse_u64(optarg, INT32_MAX, &u))
-                return bad_value("--top-k", optarg);
-            o->sampling.top_k = (int32_t)u;
-            break;
-        case OPT_TOPP:
-            if (cli_parse_float(optarg, &o->sampling.top_p) || !(o->sampling.top_p > 0) ||
-                o->sampling.top_p > 1)
-                return bad_value("--top-p", optarg);
-            break;
-        case OPT_MINP:
-            if (cli_parse_float(optarg, &o->sampling.min_p) || o->sampling.min_p < 0 ||
-                o->sampling.min_p > 1)
-                return bad_value("--min-p", optarg);
-            break;
-        case OPT_REPEAT:
-            if (cli_parse_float(optarg, &o->sampling.repeat_penalty) ||
-                !(o->sampling.repeat_penalty > 0))
-                return bad_value("--repeat-penalty", optarg);
-            break;
-        case OPT_SEED:
-            if (cli_parse_u64(optarg, INT64_MAX, &o->sampling.seed))
-                return bad_value("--seed", optarg);
-            o->have_seed = 1;
-            break;
-        case OPT_GREEDY:
-            o->sampling.temperature = 0;
             break;
         case OPT_JSON:
             o->json = 1;

@@ -19,6 +19,8 @@ expect_rc 2 "$APP" chat $MODEL --bogus
 one_line_usage() { head -1 "$T/err" | grep -q "appliance chat:" || fail "no one-line error"; }
 one_line_usage
 expect_rc 2 "$APP" chat $MODEL --template jinja
+expect_rc 2 "$APP" chat $MODEL --temp abc
+assert_grep "appliance chat: invalid value 'abc' for --temp" "$T/err"
 expect_rc 2 "$APP" chat
 expect_rc 0 "$APP" chat --help
 assert_grep "/reset" "$T/out"
