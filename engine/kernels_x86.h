@@ -241,6 +241,42 @@ static void kx_tile_scales(uint32_t weight_type, int64_t nblk, const uint8_t *co
 /* ---------------------------------------------------------------- k-quants */
 
 /* Super-block b of a Q4_K/Q5_K weight row against NT Q8_K activation rows. */
+/* Elements 64 pr .. 64 pr + 63 of a Q4_K/Q5_K super-block as unsigned
+ * bytes: *lo the first 32 (low nibbles of qs[32 pr ..]), *hi the next 32
+ * (high nibbles), each with Q5_K's fifth bit (bits 2 pr and 2 pr + 1 of the
+ * qh bytes) added. */
+KX_ALWAYS_INLINE void kx_q45k_pair(uint32_t type, const uint8_t *qs, __m256i qh, int pr,
+                                   __m256i *lo, __m256i *hi)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i x = kx_load(qs + 32 * pr);
+    *lo = _mm256_and_si256(x, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+    if (type == TT_Q5_K) {
+        const __m256i one = _mm256_set1_epi8(1);
+        *lo = _mm256_or_si256(
+            *lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * pr), one), 4));
+        *hi = _mm256_or_si256(
+            *hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * pr + 1), one), 4));
+    }
+}
+
+/* Half h (elements 128 h .. 128 h + 127) of a Q6_K super-block as four
+ * chunks of 32 unsigned 6-bit values (the -32 offset not applied). */
+KX_ALWAYS_INLINE void kx_q6k_half(const block_q6_K *x, int h, __m256i q[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    const __m256i x0 = kx_load(x->ql + 64 * h), x1 = kx_load(x->ql + 64 * h + 32);
+    const __m256i hv = kx_load(x->qh + 32 * h);
+#pragma GCC unroll 4
+    for (int s = 0; s < 4; s++) {
+        const __m256i lo4 =
+            _mm256_and_si256(_mm256_srli_epi16(s & 1 ? x1 : x0, s >= 2 ? 4 : 0), m4);
+        const __m256i hi2 = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * s), m2);
+        q[s] = _mm256_or_si256(lo4, _mm256_slli_epi16(hi2, 4));
+    }
+}
+
 KX_ALWAYS_INLINE void kx_q45k_block(uint32_t type, int NT, int64_t b, const uint8_t *w,
                                     const uint8_t *const *a, __m256 *acc, float *mins)
 {
@@ -260,18 +296,8 @@ KX_ALWAYS_INLINE void kx_q45k_block(uint32_t type, int NT, int64_t b, const uint
         p[t] = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int pr = 0; pr < 4; pr++) {
-        const __m256i x = kx_load(qs + 32 * pr);
-        const __m256i m4 = _mm256_set1_epi8(0x0F);
-        __m256i lo = _mm256_and_si256(x, m4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
-        if (type == TT_Q5_K) {
-            const __m256i one = _mm256_set1_epi8(1);
-            const __m128i c0 = _mm_cvtsi32_si128(2 * pr), c1 = _mm_cvtsi32_si128(2 * pr + 1);
-            lo = _mm256_or_si256(
-                lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c0), one), 4));
-            hi = _mm256_or_si256(
-                hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c1), one), 4));
-        }
+        __m256i lo, hi;
+        kx_q45k_pair(type, qs, qh, pr, &lo, &hi);
         const __m256i s_lo = _mm256_set1_epi16(sc[2 * pr]);
         const __m256i s_hi = _mm256_set1_epi16(sc[2 * pr + 1]);
 #pragma GCC unroll 4
@@ -309,27 +335,14 @@ KX_ALWAYS_INLINE void kx_q6k_block(int NT, int64_t b, const uint8_t *w, const ui
                                    __m256 *acc, float *mins)
 {
     (void)mins; /* Q6_K has no min term */
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     const block_q6_K *x = (const block_q6_K *)w + b;
     __m256i p[KX_TILE];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++)
         p[t] = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
-        const __m256i x0 = kx_load(x->ql + 64 * h), x1 = kx_load(x->ql + 64 * h + 32);
-        const __m256i hv = kx_load(x->qh + 32 * h);
         __m256i q[4];
-        q[0] = _mm256_or_si256(_mm256_and_si256(x0, m4),
-                               _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
-        q[1] =
-            _mm256_or_si256(_mm256_and_si256(x1, m4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
-        q[2] =
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(x0, 4), m4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
-        q[3] =
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(x1, 4), m4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+        kx_q6k_half(x, h, q);
 #pragma GCC unroll 4
         for (int s = 0; s < 4; s++) {
             const int c = 4 * h + s;
@@ -612,20 +625,11 @@ KX_ALWAYS_INLINE void kx_gemv_q45k_block(uint32_t type, const uint8_t *wblk, con
     __m256i qh = _mm256_setzero_si256();
     if (type == TT_Q5_K)
         qh = kx_load(((const block_q5_K *)wblk)->qh);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256i p = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int pr = 0; pr < 4; pr++) {
-        const __m256i x = kx_load(qs + 32 * pr);
-        __m256i lo = _mm256_and_si256(x, m4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
-        if (type == TT_Q5_K) {
-            const __m256i one = _mm256_set1_epi8(1);
-            lo = _mm256_or_si256(
-                lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * pr), one), 4));
-            hi = _mm256_or_si256(
-                hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * pr + 1), one), 4));
-        }
+        __m256i lo, hi;
+        kx_q45k_pair(type, qs, qh, pr, &lo, &hi);
         p = _mm256_add_epi32(
             p, KX_DOT4_SCALED(lo, kx_load(y->qs + 64 * pr), kx_chunk_scale(sc16, 2 * pr)));
         p = _mm256_add_epi32(
@@ -644,7 +648,6 @@ KX_ALWAYS_INLINE void kx_gemv_q45k_block(uint32_t type, const uint8_t *wblk, con
 KX_ALWAYS_INLINE void kx_gemv_q6k_block(const uint8_t *wblk, const block_q8_K *y, __m256 *acc)
 {
     const block_q6_K *x = (const block_q6_K *)wblk;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     __m256i p = _mm256_setzero_si256();
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
@@ -652,20 +655,8 @@ KX_ALWAYS_INLINE void kx_gemv_q6k_block(const uint8_t *wblk, const block_q8_K *y
          * 2s (+8h) in its low half and 2s+1 in its high half */
         const __m256i sc16 = _mm256_broadcastsi128_si256(
             _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(x->scales + 8 * h))));
-        const __m256i x0 = kx_load(x->ql + 64 * h), x1 = kx_load(x->ql + 64 * h + 32);
-        const __m256i hv = kx_load(x->qh + 32 * h);
         __m256i q[4];
-        q[0] = _mm256_or_si256(_mm256_and_si256(x0, m4),
-                               _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
-        q[1] =
-            _mm256_or_si256(_mm256_and_si256(x1, m4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
-        q[2] =
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(x0, 4), m4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
-        q[3] =
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(x1, 4), m4),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+        kx_q6k_half(x, h, q);
 #pragma GCC unroll 4
         for (int sub = 0; sub < 4; sub++) {
             const __m256i pick =

@@ -237,18 +237,8 @@ KX_ALWAYS_INLINE __m256 kb_q45k_group(uint32_t type, int NT, int64_t nsb, int g,
             p[t] = _mm256_setzero_si256();
 #pragma GCC unroll 4
         for (int pr = 0; pr < 4; pr++) {
-            const __m256i x = kx_load(qs + 32 * pr);
-            const __m256i m4 = _mm256_set1_epi8(0x0F);
-            __m256i lo = _mm256_and_si256(x, m4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
-            if (type == TT_Q5_K) {
-                const __m256i one = _mm256_set1_epi8(1);
-                const __m128i c0 = _mm_cvtsi32_si128(2 * pr), c1 = _mm_cvtsi32_si128(2 * pr + 1);
-                lo = _mm256_or_si256(
-                    lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c0), one), 4));
-                hi = _mm256_or_si256(
-                    hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, c1), one), 4));
-            }
+            __m256i lo, hi;
+            kx_q45k_pair(type, qs, qh, pr, &lo, &hi);
             const __m256i s_lo = _mm256_set1_epi16(sc[2 * pr]);
             const __m256i s_hi = _mm256_set1_epi16(sc[2 * pr + 1]);
 #pragma GCC unroll 8
@@ -292,7 +282,6 @@ KX_ALWAYS_INLINE void kb_q45k_row(uint32_t type, int NT, int64_t nsb, const uint
 KX_ALWAYS_INLINE void kb_q6k_group(int NT, int64_t nsb, int g, int G, const uint8_t *w,
                                    const kb_tile *tl, __m256 *gacc)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     __m256 acc[KB_T];
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
@@ -304,14 +293,11 @@ KX_ALWAYS_INLINE void kb_q6k_group(int NT, int64_t nsb, int g, int G, const uint
         for (int t = 0; t < NT; t++)
             p[t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
-            const __m256i x0 = kx_load(x->ql + 64 * h), x1 = kx_load(x->ql + 64 * h + 32);
-            const __m256i hv = kx_load(x->qh + 32 * h);
+            __m256i qv[4];
+            kx_q6k_half(x, h, qv);
 #pragma GCC unroll 4
             for (int s = 0; s < 4; s++) {
-                const __m256i lo4 =
-                    _mm256_and_si256(_mm256_srli_epi16(s & 1 ? x1 : x0, s >= 2 ? 4 : 0), m4);
-                const __m256i hi2 = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * s), m2);
-                const __m256i q = _mm256_or_si256(lo4, _mm256_slli_epi16(hi2, 4));
+                const __m256i q = qv[s];
                 const int c = 4 * h + s;
                 const __m256i sc16 = _mm256_set_m128i(_mm_set1_epi16(x->scales[2 * c + 1]),
                                                       _mm_set1_epi16(x->scales[2 * c]));
