@@ -1,7 +1,8 @@
 /* AVX2 + FMA + F16C kernels. The integer dot of 4 adjacent bytes is
  * maddubs (u8 x s8 -> pairs of int16) then madd (pairs -> int32); in our
  * ranges (|u| <= 63, |s| <= 127, or |u| <= 127 with |s| <= 127 for the sign
- * trick) the int16 step never saturates, so the int32 lanes are exact. */
+ * trick) the int16 step never saturates, so the int32 lanes are exact.
+ * KX_DOT4_SUM4 (u <= 31 only) also adds four maddubs results in int16. */
 #include "kernels_impl.h"
 
 #include <immintrin.h>
@@ -27,9 +28,23 @@ static inline __attribute__((always_inline)) __m256i avx2_dot4_q6(__m256i q, __m
     return _mm256_madd_epi16(_mm256_sub_epi16(p, off), sc16);
 }
 
-#define KX_DOT4(u, s)              avx2_dot4(u, s)
-#define KX_DOT4_SCALED(u, s, sc16) avx2_dot4_scaled(u, s, sc16)
-#define KX_DOT4_Q6(q, a, sc16)     avx2_dot4_q6(q, a, sc16)
-#define KX_KERNELS                 kernels_avx2
-#define KX_NAME                    "avx2"
+/* The sum of four dot4's in one int32 lane each: the four maddubs results
+ * are added as int16 first (each int16 is 8 products; with u <= 31 and
+ * |s| <= 128 that is at most 31744, no overflow), then one madd. */
+static inline __attribute__((always_inline)) __m256i avx2_dot4_sum4(__m256i u0, __m256i s0,
+                                                                    __m256i u1, __m256i s1,
+                                                                    __m256i u2, __m256i s2,
+                                                                    __m256i u3, __m256i s3)
+{
+    const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(u0, s0), _mm256_maddubs_epi16(u1, s1));
+    const __m256i b = _mm256_add_epi16(_mm256_maddubs_epi16(u2, s2), _mm256_maddubs_epi16(u3, s3));
+    return _mm256_madd_epi16(_mm256_add_epi16(a, b), _mm256_set1_epi16(1));
+}
+
+#define KX_DOT4(u, s)                                avx2_dot4(u, s)
+#define KX_DOT4_SUM4(u0, s0, u1, s1, u2, s2, u3, s3) avx2_dot4_sum4(u0, s0, u1, s1, u2, s2, u3, s3)
+#define KX_DOT4_SCALED(u, s, sc16)                   avx2_dot4_scaled(u, s, sc16)
+#define KX_DOT4_Q6(q, a, sc16)                       avx2_dot4_q6(q, a, sc16)
+#define KX_KERNELS                                   kernels_avx2
+#define KX_NAME                                      "avx2"
 #include "kernels_x86.h"

@@ -32,9 +32,21 @@ static inline __attribute__((always_inline)) __m256i vnni_dot4_q6(__m256i q, __m
     return _mm256_mullo_epi32(p, vnni_scale32(sc16));
 }
 
-#define KX_DOT4(u, s)              vnni_dot4(u, s)
-#define KX_DOT4_SCALED(u, s, sc16) vnni_dot4_scaled(u, s, sc16)
-#define KX_DOT4_Q6(q, a, sc16)     vnni_dot4_q6(q, a, sc16)
-#define KX_KERNELS                 kernels_avx512
-#define KX_NAME                    "avx512"
+/* Four dot4's summed per lane: a chain of dpbusd accumulations. */
+static inline __attribute__((always_inline)) __m256i vnni_dot4_sum4(__m256i u0, __m256i s0,
+                                                                    __m256i u1, __m256i s1,
+                                                                    __m256i u2, __m256i s2,
+                                                                    __m256i u3, __m256i s3)
+{
+    const __m256i a = _mm256_dpbusd_epi32(vnni_dot4(u0, s0), u1, s1);
+    const __m256i b = _mm256_dpbusd_epi32(vnni_dot4(u2, s2), u3, s3);
+    return _mm256_add_epi32(a, b);
+}
+
+#define KX_DOT4(u, s)                                vnni_dot4(u, s)
+#define KX_DOT4_SUM4(u0, s0, u1, s1, u2, s2, u3, s3) vnni_dot4_sum4(u0, s0, u1, s1, u2, s2, u3, s3)
+#define KX_DOT4_SCALED(u, s, sc16)                   vnni_dot4_scaled(u, s, sc16)
+#define KX_DOT4_Q6(q, a, sc16)                       vnni_dot4_q6(q, a, sc16)
+#define KX_KERNELS                                   kernels_avx512
+#define KX_NAME                                      "avx512"
 #include "kernels_x86.h"

@@ -7,7 +7,7 @@
  *    j % 32: lane = fmaf(w[j], x[j], lane), elements in increasing j (the
  *    fp16/bf16 -> fp32 conversion is exact). Then the halving fold:
  *    for half = 16, 8, 4, 2, 1: lane[i] = lane[i] + lane[i + half].
- *  - Quantized weights, per block b (32 elements, or a 256-element
+ *  - K-quant and Q8_0 weights, per block b (32 elements, or a 256-element
  *    super-block): 8 exact int32 partials P[k] = sum of s_e * q_e * a_e
  *    over elements e with (e % 32) / 4 == k (s_e = sub-block scale for
  *    k-quants, 1 otherwise; q_e includes the type's offset: -8, -16, -32).
@@ -17,10 +17,19 @@
  *    S = fp32(a.s); Q4_K/Q5_K M = fp32(w.dmin) * a.d, S = (float) sum_c
  *    m_c * (bsum[2c] + bsum[2c+1]). Result = fold16(lane[0] ++ lane[1]) +
  *    (mins[0] + mins[1]) for Q4_1/Q5_1, minus it for Q4_K/Q5_K.
- *  - Q8_0 is the exception: ONE lane group (every block into lane[0]) and
+ *  - Q8_0 is an exception: ONE lane group (every block into lane[0]) and
  *    result = fold8(lane[0]). That is llama.cpp's own x86 Q8_0 x Q8_0 order
  *    (one 8-lane fmadd accumulator, then hsum_float_8, which is this fold),
  *    so our Q8_0 activations downstream get the reference's 8-bit codes.
+ *  - Q4_0, Q4_1, Q5_0 and Q5_1 ("block-exact" types): per block, ONE exact
+ *    int32 P_b = sum over the block's 32 elements of (q_e - offset) * a_e
+ *    (|P_b| < 2^17, so (float)P_b is exact), and ONE fmaf into lane
+ *    b % 8: lane[b % 8] = fmaf(D_b, (float)P_b, lane[b % 8]); the min term
+ *    goes to one accumulator, mins = fmaf(M_b, S_b, mins), in block order.
+ *    Result = fold8(lane) + mins (Q4_1/Q5_1) or fold8(lane). One float step
+ *    per block and output (not 8) lets a SIMD path give a vector's lanes to
+ *    8 outputs (8 activation rows in prefill) or to 8 consecutive blocks of
+ *    one output (decode): 8x fewer conversions and fmadd's.
  * Nothing depends on which rows or how many activation rows one call
  * computes, so results are the same for any thread split or batch size. */
 #ifndef ENGINE_KERNELS_IMPL_H
@@ -120,6 +129,13 @@ static inline void kq_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m
         *sc = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
         *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
     }
+}
+
+/* 1 for the block-exact legacy types (see above): one int32 per block. */
+static inline int q_block_exact(uint32_t weight_type)
+{
+    return weight_type == TT_Q4_0 || weight_type == TT_Q4_1 || weight_type == TT_Q5_0 ||
+           weight_type == TT_Q5_1;
 }
 
 /* Lane groups of a quantized type's canonical order (see above). */

@@ -151,8 +151,35 @@ static void neon_unpack_legacy(uint32_t type, const uint8_t *blk, int8_t q[32])
     vst1q_s8(q + 16, shi);
 }
 
+/* The block-exact types (kernels_impl.h): one exact int32 per block (the
+ * partials summed), then one fmaf per block into lane b % 8, as the scalar
+ * reference. */
+static float neon_dot_block_exact(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *a)
+{
+    const size_t wb = tensor_type_get(type)->bytes;
+    const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
+    const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t aq_off = with_min ? 4 : 2;
+    float lane[Q_LANES] = {0}, mins = 0.0f;
+    for (int64_t b = 0; b < n / QK32; b++, w += wb, a += ab) {
+        int8_t q[32];
+        int32x4_t lo, hi;
+        neon_unpack_legacy(type, w, q);
+        neon_partials32(q, (const int8_t *)(a + aq_off), &lo, &hi);
+        const int32_t p = vaddvq_s32(vaddq_s32(lo, hi));
+        float *l = &lane[b % Q_LANES];
+        *l = fmaf(h2f(w) * h2f(a), (float)p, *l);
+        if (with_min)
+            mins = fmaf(h2f(w + 2), h2f(a + 2), mins);
+    }
+    const float r = lanes_fold(lane, Q_LANES);
+    return with_min ? r + mins : r;
+}
+
 static float neon_dot_legacy(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *a)
 {
+    if (q_block_exact(type))
+        return neon_dot_block_exact(type, n, w, a);
     const size_t wb = tensor_type_get(type)->bytes;
     const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
     const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);

@@ -135,24 +135,51 @@ static uint16_t blk_m(const uint8_t *blk)
     return h;
 }
 
-/* Legacy 32-element types against Q8_0 / Q8_1 activations. */
-static float dot_legacy(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *a)
+/* Exact int32 dot of one legacy block: q includes the type's offset. */
+static int32_t block_dot32(const int q[32], const int8_t *a)
+{
+    int32_t p[Q_LANES], sum = 0;
+    partials32(q, a, p);
+    for (int k = 0; k < Q_LANES; k++)
+        sum += p[k];
+    return sum;
+}
+
+/* Q8_0 against Q8_0 activations: 8 lanes, one lane group. */
+static float dot_q8_0(int64_t n, const uint8_t *w, const uint8_t *a)
+{
+    qacc acc = {.groups = q_groups(TT_Q8_0)};
+    for (int64_t b = 0; b < n / QK32; b++, w += sizeof(block_q8_0), a += sizeof(block_q8_0)) {
+        int q[32];
+        int32_t p[Q_LANES];
+        unpack_legacy(TT_Q8_0, w, q);
+        partials32(q, ((const block_q8_0 *)a)->qs, p);
+        qacc_add(&acc, b, fp16_to_fp32(blk_d(w)) * fp16_to_fp32(blk_d(a)), p);
+    }
+    return qacc_result(&acc, +1);
+}
+
+/* The block-exact types (Q4_0/Q4_1/Q5_0/Q5_1) against Q8_0 / Q8_1
+ * activations: one exact integer and one fmaf per block, block b into lane
+ * b % 8. */
+static float dot_block_exact(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *a)
 {
     const size_t wb = tensor_type_get(type)->bytes;
     const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
     const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    qacc acc = {.groups = q_groups(type)};
+    float lane[Q_LANES] = {0}, mins = 0.0f;
     for (int64_t b = 0; b < n / QK32; b++, w += wb, a += ab) {
         int q[32];
-        int32_t p[Q_LANES];
         const int8_t *aq = with_min ? ((const block_q8_1 *)a)->qs : ((const block_q8_0 *)a)->qs;
         unpack_legacy(type, w, q);
-        partials32(q, aq, p);
-        qacc_add(&acc, b, fp16_to_fp32(blk_d(w)) * fp16_to_fp32(blk_d(a)), p);
+        const int32_t p = block_dot32(q, aq);
+        float *l = &lane[b % Q_LANES];
+        *l = fmaf(fp16_to_fp32(blk_d(w)) * fp16_to_fp32(blk_d(a)), (float)p, *l);
         if (with_min)
-            qacc_add_min(&acc, b, fp16_to_fp32(blk_m(w)), fp16_to_fp32(blk_m(a)));
+            mins = fmaf(fp16_to_fp32(blk_m(w)), fp16_to_fp32(blk_m(a)), mins);
     }
-    return qacc_result(&acc, +1);
+    const float r = lanes_fold(lane, Q_LANES);
+    return with_min ? r + mins : r;
 }
 
 /* The 256 integer weights of a k-quant super-block (Q6_K offset included),
@@ -235,8 +262,9 @@ float kernels_dot_scalar(uint32_t weight_type, int64_t n, const void *w, const v
     case TT_Q4_1:
     case TT_Q5_0:
     case TT_Q5_1:
+        return dot_block_exact(weight_type, n, w, a);
     case TT_Q8_0:
-        return dot_legacy(weight_type, n, w, a);
+        return dot_q8_0(n, w, a);
     case TT_Q4_K:
     case TT_Q5_K:
     case TT_Q6_K:

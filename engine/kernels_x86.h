@@ -63,6 +63,15 @@ KX_ALWAYS_INLINE __m256i kx_nibbles(const uint8_t *qs)
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m), _mm_and_si128(x, m));
 }
 
+/* 16 packed bytes -> 32 nibbles as kx_nibbles, by one broadcast load and a
+ * per-half shift (the high half shifted right by 4). */
+KX_ALWAYS_INLINE __m256i kx_nibbles_b(const uint8_t *qs)
+{
+    const __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    const __m256i sh = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+    return _mm256_and_si256(_mm256_srlv_epi32(x, sh), _mm256_set1_epi8(0x0F));
+}
+
 /* The 8 six-bit scales and mins of a Q4_K/Q5_K super-block (the same
  * values as kq_scale_min, four bytes at a time). */
 KX_ALWAYS_INLINE void kx_kscales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
@@ -140,6 +149,72 @@ KX_ALWAYS_INLINE __m256i kx_unpack_legacy(uint32_t type, const uint8_t *blk)
     }
     default:
         return kx_load(((const block_q8_0 *)blk)->qs);
+    }
+}
+
+/* ---------------------------------------------------- block-exact types */
+
+/* Q4_0/Q4_1/Q5_0/Q5_1: one exact int32 per block and output, then one
+ * fmadd (kernels_impl.h). Codes stay unsigned (0..15 or 0..31, so they are
+ * the unsigned maddubs operand without the sign trick); the offset of
+ * Q4_0/Q5_0 comes back as -offset * (sum of the block's activation codes). */
+KX_ALWAYS_INLINE int kx_code_offset(uint32_t type)
+{
+    return type == TT_Q4_0 ? 8 : type == TT_Q5_0 ? 16 : 0;
+}
+
+KX_ALWAYS_INLINE size_t kx_legacy_bytes(uint32_t type)
+{
+    return type == TT_Q4_0   ? sizeof(block_q4_0)
+           : type == TT_Q4_1 ? sizeof(block_q4_1)
+           : type == TT_Q5_0 ? sizeof(block_q5_0)
+           : type == TT_Q5_1 ? sizeof(block_q5_1)
+                             : sizeof(block_q8_0);
+}
+
+/* The 32 unsigned codes of a block-exact type's block, element order. */
+KX_ALWAYS_INLINE __m256i kx_exact_codes(uint32_t type, const uint8_t *blk)
+{
+    if (type == TT_Q4_0 || type == TT_Q4_1)
+        return kx_nibbles_b(blk + (type == TT_Q4_0 ? 2 : 4));
+    const int q5_0 = type == TT_Q5_0;
+    uint32_t qh;
+    memcpy(&qh, blk + (q5_0 ? 2 : 4), 4);
+    return _mm256_or_si256(kx_nibbles_b(blk + (q5_0 ? 6 : 8)), kx_bits_to_0x10(qh));
+}
+
+/* Block-exact weight row against NT activation rows, each block's integer
+ * by a horizontal sum. For the small batches (2 or 3 rows) and rows too
+ * long for the prepared paths; the hot paths are kx_gemv_exact and
+ * kb_exact_row. */
+KX_ALWAYS_INLINE void kx_exact_rows(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
+                                    const uint8_t *const *a, float *out)
+{
+    const size_t wb = kx_legacy_bytes(type);
+    const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
+    const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t aq_off = with_min ? 4 : 2;
+    const int offset = kx_code_offset(type);
+    float lane[KX_TILE][Q_LANES] = {{0}}, mins[KX_TILE] = {0};
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *wblk = w + (size_t)b * wb;
+        const __m256i u = kx_exact_codes(type, wblk);
+        const float dw = kx_h2f(wblk);
+        for (int t = 0; t < NT; t++) {
+            const uint8_t *ablk = a[t] + (size_t)b * ab;
+            const __m256i s = kx_load(ablk + aq_off);
+            int32_t p = kx_hsum_i32(KX_DOT4(u, s));
+            if (offset)
+                p -= offset * kx_hsum_i32(KX_DOT4(_mm256_set1_epi8(1), s));
+            float *l = &lane[t][b % Q_LANES];
+            *l = fmaf(dw * kx_h2f(ablk), (float)p, *l);
+            if (with_min)
+                mins[t] = fmaf(kx_h2f(wblk + 2), kx_h2f(ablk + 2), mins[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) {
+        const float r = lanes_fold(lane[t], Q_LANES);
+        out[t] = with_min ? r + mins[t] : r;
     }
 }
 
@@ -445,9 +520,9 @@ KX_ALWAYS_INLINE void kx_float_rows(uint32_t type, int NT, int64_t n, const uint
 typedef struct kx_act1 {
     float d[KX_SC_BLOCKS]; /* fp32(a.d) per block */
     float s[KX_SC_BLOCKS]; /* fp32(a.s) per block (Q8_1) */
-    /* Q4_0/Q5_0: -offset * (sum of a over elements 4k..4k+3), lane k; with
-     * unsigned weight codes q, dot4(q, a) + off = dot4(q - offset, a). */
-    __m256i off[KX_SC_BLOCKS];
+    /* Q4_0/Q5_0: -offset * (sum of the block's codes); with unsigned
+     * weight codes q, dot(q, a) + off = dot(q - offset, a). */
+    int32_t off[KX_SC_BLOCKS];
     /* k-quants: bsum[2c] + bsum[2c+1] as int16 lane c, per super-block */
     __m128i bsum2[KX_SC_BLOCKS / 8];
 } kx_act1;
@@ -466,15 +541,6 @@ KX_ALWAYS_INLINE __m128 kx_h2f_x4(const uint8_t *p, size_t stride)
 
 /* Lane j (0..3) of the 128-bit v, in all 8 lanes, given vv = v ++ v. */
 #define KX_LANE_ALL(vv, j) _mm256_permute_ps(vv, (j)*0x55)
-
-/* 16 packed bytes -> 32 nibbles as kx_nibbles, by one broadcast load and a
- * per-half shift (the high half shifted right by 4). */
-KX_ALWAYS_INLINE __m256i kx_nibbles_b(const uint8_t *qs)
-{
-    const __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
-    const __m256i sh = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
-    return _mm256_and_si256(_mm256_srlv_epi32(x, sh), _mm256_set1_epi8(0x0F));
-}
 
 static int kx_act1_prepare(uint32_t type, int64_t n, const uint8_t *a, kx_act1 *f)
 {
@@ -497,67 +563,35 @@ static int kx_act1_prepare(uint32_t type, int64_t n, const uint8_t *a, kx_act1 *
         return 0;
     const int q8_1 = activation_type(type) == TT_Q8_1;
     const size_t ab = q8_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    const int offset = type == TT_Q4_0 ? 8 : type == TT_Q5_0 ? 16 : 0;
+    const int offset = kx_code_offset(type);
     for (int64_t b = 0; b < nblk; b++) {
         const uint8_t *ablk = a + (size_t)b * ab;
         f->d[b] = kx_h2f(ablk);
         f->s[b] = q8_1 ? kx_h2f(ablk + 2) : 0.0f;
-        if (offset) {
-            const __m256i sum4 = KX_DOT4(_mm256_set1_epi8(1), kx_load(ablk + 2));
-            f->off[b] = _mm256_mullo_epi32(sum4, _mm256_set1_epi32(-offset));
-        }
+        f->off[b] =
+            offset ? -offset * kx_hsum_i32(KX_DOT4(_mm256_set1_epi8(1), kx_load(ablk + 2))) : 0;
     }
     return 1;
 }
 
-/* One block of a legacy-type row in the decode pass: p = exact partials,
- * then acc += D * p with D = dw * da given in all lanes. */
-KX_ALWAYS_INLINE void kx_gemv_legacy_block(uint32_t type, const uint8_t *wblk, const uint8_t *ablk,
-                                           const kx_act1 *f, int64_t b, __m256 dd, __m256 *acc)
+/* One Q8_0 block in the decode pass: p = exact partials, then
+ * acc += D * p with D = dw * da given in all lanes. */
+KX_ALWAYS_INLINE void kx_gemv_q8_0_block(const uint8_t *wblk, const uint8_t *ablk, __m256 dd,
+                                         __m256 *acc)
 {
-    __m256i p;
-    if (type == TT_Q8_0) {
-        const __m256i q = kx_load(((const block_q8_0 *)wblk)->qs);
-        p = KX_DOT4(_mm256_sign_epi8(q, q), _mm256_sign_epi8(kx_load(ablk + 2), q));
-    } else {
-        const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
-        const uint8_t *qs = type == TT_Q4_0   ? ((const block_q4_0 *)wblk)->qs
-                            : type == TT_Q4_1 ? ((const block_q4_1 *)wblk)->qs
-                            : type == TT_Q5_0 ? ((const block_q5_0 *)wblk)->qs
-                                              : ((const block_q5_1 *)wblk)->qs;
-        __m256i q = kx_nibbles_b(qs);
-        if (type == TT_Q5_0 || type == TT_Q5_1) {
-            uint32_t qh;
-            memcpy(&qh,
-                   type == TT_Q5_0 ? ((const block_q5_0 *)wblk)->qh
-                                   : ((const block_q5_1 *)wblk)->qh,
-                   4);
-            q = _mm256_or_si256(q, kx_bits_to_0x10(qh));
-        }
-        const __m256i s = kx_load(ablk + (with_min ? 4 : 2));
-        p = KX_DOT4(q, s);
-        if (!with_min)
-            p = _mm256_add_epi32(p, f->off[b]);
-    }
+    const __m256i q = kx_load(((const block_q8_0 *)wblk)->qs);
+    const __m256i p = KX_DOT4(_mm256_sign_epi8(q, q), _mm256_sign_epi8(kx_load(ablk + 2), q));
     *acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), *acc);
 }
 
-/* One legacy-type weight row against the prepared activation row. Blocks go
- * four at a time so that their four weight scales are converted and
- * multiplied by the activation scales in one vector step each. */
-KX_ALWAYS_INLINE float kx_gemv_legacy_row(uint32_t type, int64_t nblk, const uint8_t *w,
-                                          const uint8_t *a, const kx_act1 *f)
+/* One Q8_0 weight row against the prepared activation row (one lane group).
+ * Blocks go four at a time so that their four weight scales are converted
+ * and multiplied by the activation scales in one vector step each. */
+KX_ALWAYS_INLINE float kx_gemv_q8_0_row(int64_t nblk, const uint8_t *w, const uint8_t *a,
+                                        const kx_act1 *f)
 {
-    const size_t wb = type == TT_Q4_0   ? sizeof(block_q4_0)
-                      : type == TT_Q4_1 ? sizeof(block_q4_1)
-                      : type == TT_Q5_0 ? sizeof(block_q5_0)
-                      : type == TT_Q5_1 ? sizeof(block_q5_1)
-                                        : sizeof(block_q8_0);
-    const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
-    const int one_group = q_groups(type) == 1;
-    const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float m0 = 0.0f, m1 = 0.0f;
+    const size_t wb = sizeof(block_q8_0), ab = sizeof(block_q8_0);
+    __m256 acc = _mm256_setzero_ps();
     int64_t b = 0;
     for (; b + 4 <= nblk; b += 4) {
         const uint8_t *wblk = w + (size_t)b * wb, *ablk = a + (size_t)b * ab;
@@ -565,34 +599,88 @@ KX_ALWAYS_INLINE float kx_gemv_legacy_row(uint32_t type, int64_t nblk, const uin
         _mm_prefetch((const char *)wblk + KX_PREFETCH + 64, _MM_HINT_T0);
         const __m128 d4 = _mm_mul_ps(kx_h2f_x4(wblk, wb), _mm_loadu_ps(f->d + b));
         const __m256 dd = _mm256_set_m128(d4, d4);
-        kx_gemv_legacy_block(type, wblk, ablk, f, b, KX_LANE_ALL(dd, 0), &acc0);
-        kx_gemv_legacy_block(type, wblk + wb, ablk + ab, f, b + 1, KX_LANE_ALL(dd, 1),
-                             one_group ? &acc0 : &acc1);
-        kx_gemv_legacy_block(type, wblk + 2 * wb, ablk + 2 * ab, f, b + 2, KX_LANE_ALL(dd, 2),
-                             &acc0);
-        kx_gemv_legacy_block(type, wblk + 3 * wb, ablk + 3 * ab, f, b + 3, KX_LANE_ALL(dd, 3),
-                             one_group ? &acc0 : &acc1);
-        if (with_min) {
-            float mw[4], sa[4];
-            _mm_storeu_ps(mw, kx_h2f_x4(wblk + 2, wb));
-            _mm_storeu_ps(sa, _mm_loadu_ps(f->s + b));
-            m0 = fmaf(mw[0], sa[0], m0);
-            m1 = fmaf(mw[1], sa[1], m1);
-            m0 = fmaf(mw[2], sa[2], m0);
-            m1 = fmaf(mw[3], sa[3], m1);
-        }
+        kx_gemv_q8_0_block(wblk, ablk, KX_LANE_ALL(dd, 0), &acc);
+        kx_gemv_q8_0_block(wblk + wb, ablk + ab, KX_LANE_ALL(dd, 1), &acc);
+        kx_gemv_q8_0_block(wblk + 2 * wb, ablk + 2 * ab, KX_LANE_ALL(dd, 2), &acc);
+        kx_gemv_q8_0_block(wblk + 3 * wb, ablk + 3 * ab, KX_LANE_ALL(dd, 3), &acc);
     }
     for (; b < nblk; b++) {
-        const uint8_t *wblk = w + (size_t)b * wb, *ablk = a + (size_t)b * ab;
-        const int odd = (b % 2) && !one_group;
-        kx_gemv_legacy_block(type, wblk, ablk, f, b, _mm256_set1_ps(kx_h2f(wblk) * f->d[b]),
-                             odd ? &acc1 : &acc0);
-        if (with_min) {
-            float *m = (b % 2) ? &m1 : &m0;
-            *m = fmaf(kx_h2f(wblk + 2), f->s[b], *m);
-        }
+        const uint8_t *wblk = w + (size_t)b * wb;
+        kx_gemv_q8_0_block(wblk, a + (size_t)b * ab, _mm256_set1_ps(kx_h2f(wblk) * f->d[b]), &acc);
     }
-    return kx_qresult(q_groups(type), acc0, acc1, m0, m1, +1);
+    return kx_fold8(acc);
+}
+
+/* Lane i of the result = the sum of the 8 int32 lanes of v[i] (exact, so
+ * the order of the additions does not matter). */
+KX_ALWAYS_INLINE __m256i kx_sum8x8_i32(const __m256i v[8])
+{
+    __m256i s[4]; /* s[t]: v[t]'s halves added in the low half, v[t + 4]'s in the high */
+#pragma GCC unroll 4
+    for (int t = 0; t < 4; t++)
+        s[t] = _mm256_add_epi32(_mm256_permute2x128_si256(v[t], v[t + 4], 0x20),
+                                _mm256_permute2x128_si256(v[t], v[t + 4], 0x31));
+    return _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+}
+
+/* The fp16 fields at p, p + stride, ..., p + 7 stride (one field of 8
+ * consecutive blocks) as 8 floats. */
+KX_ALWAYS_INLINE __m256 kx_h2f_x8(const uint8_t *p, size_t stride)
+{
+    uint16_t h[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        memcpy(&h[i], p + (size_t)i * stride, 2);
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3],
+                                          (short)h[4], (short)h[5], (short)h[6], (short)h[7]));
+}
+
+/* One block-exact weight row against the prepared activation row. Blocks
+ * go eight at a time, lane i = block b + i, which is the lane b % 8 of the
+ * canonical order: the eight blocks' partials are summed into one vector of
+ * exact block integers, so the conversion, the scale product and the fmadd
+ * are one each for eight blocks. Blocks past the last multiple of 8 and
+ * the fold finish in scalar, as the reference. */
+KX_ALWAYS_INLINE float kx_gemv_exact_row(uint32_t type, int64_t nblk, const uint8_t *w,
+                                         const uint8_t *a, const kx_act1 *f)
+{
+    const size_t wb = kx_legacy_bytes(type);
+    const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
+    const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t aq_off = with_min ? 4 : 2;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    int64_t b = 0;
+    for (; b + 8 <= nblk; b += 8) {
+        const uint8_t *wblk = w + (size_t)b * wb;
+        for (size_t o = 0; o < 8 * wb; o += 64)
+            _mm_prefetch((const char *)wblk + KX_PREFETCH + o, _MM_HINT_T0);
+        __m256i p[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            p[i] = KX_DOT4(kx_exact_codes(type, wblk + (size_t)i * wb),
+                           kx_load(a + (size_t)(b + i) * ab + aq_off));
+        __m256i pb = kx_sum8x8_i32(p);
+        if (kx_code_offset(type))
+            pb = _mm256_add_epi32(pb, _mm256_loadu_si256((const __m256i *)(f->off + b)));
+        const __m256 dd = _mm256_mul_ps(kx_h2f_x8(wblk, wb), _mm256_loadu_ps(f->d + b));
+        acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(pb), acc);
+        if (with_min)
+            for (int i = 0; i < 8; i++)
+                mins = fmaf(kx_h2f(wblk + (size_t)i * wb + 2), f->s[b + i], mins);
+    }
+    float lane[Q_LANES];
+    _mm256_storeu_ps(lane, acc);
+    for (; b < nblk; b++) {
+        const uint8_t *wblk = w + (size_t)b * wb;
+        const __m256i s = kx_load(a + (size_t)b * ab + aq_off);
+        const int32_t p = kx_hsum_i32(KX_DOT4(kx_exact_codes(type, wblk), s)) + f->off[b];
+        lane[b % Q_LANES] = fmaf(kx_h2f(wblk) * f->d[b], (float)p, lane[b % Q_LANES]);
+        if (with_min)
+            mins = fmaf(kx_h2f(wblk + 2), f->s[b], mins);
+    }
+    const float r = lanes_fold(lane, Q_LANES);
+    return with_min ? r + mins : r;
 }
 
 /* Per-chunk int16 scale vectors of a k-quant super-block: sc16 holds the 8
@@ -723,7 +811,7 @@ static int kx_gemv(uint32_t type, int64_t n, const uint8_t *w, size_t w_stride, 
         return 0;
 #define KX_GEMV_LEGACY(T)                                                                          \
     for (int64_t r = r0; r < r1; r++)                                                              \
-        y[r] = kx_gemv_legacy_row(T, n / QK32, w + (size_t)r * w_stride, a, &f);
+        y[r] = kx_gemv_exact_row(T, n / QK32, w + (size_t)r * w_stride, a, &f);
 #define KX_GEMV_KQUANT(T)                                                                          \
     for (int64_t r = r0; r < r1; r++)                                                              \
         y[r] = kx_gemv_kquant_row(T, n / QK_K, w + (size_t)r * w_stride, a, &f);
@@ -737,7 +825,9 @@ static int kx_gemv(uint32_t type, int64_t n, const uint8_t *w, size_t w_stride, 
     case TT_Q5_1:
         KX_GEMV_LEGACY(TT_Q5_1) break;
     case TT_Q8_0:
-        KX_GEMV_LEGACY(TT_Q8_0) break;
+        for (int64_t r = r0; r < r1; r++)
+            y[r] = kx_gemv_q8_0_row(n / QK32, w + (size_t)r * w_stride, a, &f);
+        break;
     case TT_Q4_K:
         KX_GEMV_KQUANT(TT_Q4_K) break;
     case TT_Q5_K:
@@ -765,6 +855,10 @@ static int kx_gemv(uint32_t type, int64_t n, const uint8_t *w, size_t w_stride, 
 static void kx_row_tile(uint32_t type, int64_t n, const uint8_t *w, const uint8_t *const *a, int nt,
                         const float *sc4, float *out)
 {
+    if (q_block_exact(type)) {
+        kx_exact_rows(type, nt, n / QK32, w, a, out);
+        return;
+    }
     if (nt > 1 && nt < KX_TILE) {
         /* A partial tile runs as a full one whose extra rows repeat the
          * last real row; their results are dropped. Each output's own

@@ -39,6 +39,7 @@ typedef struct kb_tile {
     union {
         struct {
             float d[KB_MAX_BLOCKS][KB_T], s[KB_MAX_BLOCKS][KB_T];
+            int32_t off[KB_MAX_BLOCKS][KB_T]; /* block-exact: -offset * sum of codes */
         } legacy;
         struct {
             float d[KB_MAX_SUPER][KB_T];
@@ -60,8 +61,52 @@ static int kb_is_kquant(uint32_t type)
 
 /* Fills the activation-side data of a tile for rows of nblk blocks (32- or
  * 256-element, by type). Exact conversions only, so nothing rounds. */
+/* Block b of rows 4g..4g+3 (codes c[0..3]) into the block-exact layout:
+ * the 32 bytes at ((b * 2 + g) * 4 + k) * 32 hold, in bytes 4j..4j+3,
+ * codes 4k..4k+3 of row 4g+j and, in bytes 16+4j..16+4j+3, its codes
+ * 16+4k..16+4k+3 (a 4x4 transpose of dwords in each 128-bit half). A
+ * weight block's codes broadcast the same way (kb_exact_row) then line up
+ * with four rows at once. Returns the four rows' code sums as lanes j (low
+ * half: codes 0..15, high half: 16..31). */
+KX_ALWAYS_INLINE __m256i kb_prep_exact_group(const int8_t *const c[4], int8_t *dst)
+{
+    const __m256i r0 = kx_load(c[0]), r1 = kx_load(c[1]), r2 = kx_load(c[2]), r3 = kx_load(c[3]);
+    const __m256i t0 = _mm256_unpacklo_epi32(r0, r1), t1 = _mm256_unpackhi_epi32(r0, r1);
+    const __m256i t2 = _mm256_unpacklo_epi32(r2, r3), t3 = _mm256_unpackhi_epi32(r2, r3);
+    const __m256i v0 = _mm256_unpacklo_epi64(t0, t2), v1 = _mm256_unpackhi_epi64(t0, t2);
+    const __m256i v2 = _mm256_unpacklo_epi64(t1, t3), v3 = _mm256_unpackhi_epi64(t1, t3);
+    _mm256_store_si256((__m256i *)dst, v0);
+    _mm256_store_si256((__m256i *)(dst + 32), v1);
+    _mm256_store_si256((__m256i *)(dst + 64), v2);
+    _mm256_store_si256((__m256i *)(dst + 96), v3);
+    const __m256i one = _mm256_set1_epi8(1);
+    return KX_DOT4_SUM4(one, v0, one, v1, one, v2, one, v3);
+}
+
 static void kb_prep(uint32_t type, int64_t nblk, kb_tile *tl)
 {
+    if (q_block_exact(type)) {
+        const int q8_1 = activation_type(type) == TT_Q8_1;
+        const size_t ab = q8_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+        const __m256i neg_offset = _mm256_set1_epi32(-kx_code_offset(type));
+        for (int64_t b = 0; b < nblk; b++) {
+            const int8_t *codes[KB_T];
+            for (int t = 0; t < KB_T; t++) {
+                const uint8_t *blk = tl->a[t] + (size_t)b * ab;
+                codes[t] = (const int8_t *)blk + (q8_1 ? 4 : 2);
+                tl->u.legacy.d[b][t] = kx_h2f(blk);
+                tl->u.legacy.s[b][t] = q8_1 ? kx_h2f(blk + 2) : 0.0f;
+            }
+            int8_t *dst = tl->qs + (size_t)b * KB_T * QK32;
+            const __m256i s0 = kb_prep_exact_group(codes, dst);
+            const __m256i s1 = kb_prep_exact_group(codes + 4, dst + 4 * QK32);
+            const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(s0, s1, 0x20),
+                                                  _mm256_permute2x128_si256(s0, s1, 0x31));
+            _mm256_storeu_si256((__m256i *)tl->u.legacy.off[b],
+                                _mm256_mullo_epi32(sums, neg_offset));
+        }
+        return;
+    }
     if (kb_is_legacy(type)) {
         const int q8_1 = activation_type(type) == TT_Q8_1;
         const size_t ab = q8_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
@@ -195,6 +240,62 @@ KX_ALWAYS_INLINE void kb_legacy_row(uint32_t type, int NT, int64_t nblk, const u
         mg[g] = kb_legacy_group(type, NT, nblk, g, G, w, tl, gacc[g]);
     const __m256 mins = G == 1 ? mg[0] : _mm256_add_ps(mg[0], mg[1]);
     kb_results(NT, G, gacc, mins, +1, out);
+}
+
+/* Block b of a block-exact weight row against the tile's 8 rows into
+ * acc (lane t = row t). The weight's codes 4k..4k+3 (and 16+4k..16+4k+3)
+ * are broadcast to the lanes of four rows (one dword shuffle), so four
+ * maddubs's against the prepared layout (kb_prep_exact_group) leave each
+ * row's two half-block sums in its own lanes; two permutes and an add make
+ * the eight exact block integers, then one conversion and one fmadd serve
+ * all eight outputs. */
+KX_ALWAYS_INLINE void kb_exact_block(uint32_t type, int64_t b, const uint8_t *wblk,
+                                     const kb_tile *tl, __m256 *acc, __m256 *mins)
+{
+    const __m256i u = kx_exact_codes(type, wblk);
+    const __m256i u0 = _mm256_shuffle_epi32(u, 0x00), u1 = _mm256_shuffle_epi32(u, 0x55);
+    const __m256i u2 = _mm256_shuffle_epi32(u, 0xAA), u3 = _mm256_shuffle_epi32(u, 0xFF);
+    const int8_t *A = tl->qs + (size_t)b * KB_T * QK32;
+    const __m256i g0 =
+        KX_DOT4_SUM4(u0, kx_load(A), u1, kx_load(A + 32), u2, kx_load(A + 64), u3, kx_load(A + 96));
+    const __m256i g1 = KX_DOT4_SUM4(u0, kx_load(A + 128), u1, kx_load(A + 160), u2,
+                                    kx_load(A + 192), u3, kx_load(A + 224));
+    __m256i p = _mm256_add_epi32(_mm256_permute2x128_si256(g0, g1, 0x20),
+                                 _mm256_permute2x128_si256(g0, g1, 0x31));
+    if (kx_code_offset(type))
+        p = _mm256_add_epi32(p, kx_load(tl->u.legacy.off[b]));
+    const __m256 dd =
+        _mm256_mul_ps(_mm256_set1_ps(kx_h2f(wblk)), _mm256_loadu_ps(tl->u.legacy.d[b]));
+    *acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), *acc);
+    if (type == TT_Q4_1 || type == TT_Q5_1)
+        *mins = _mm256_fmadd_ps(_mm256_set1_ps(kx_h2f(wblk + 2)),
+                                _mm256_loadu_ps(tl->u.legacy.s[b]), *mins);
+}
+
+/* One block-exact weight row against the tile's 8 rows: block b into the
+ * lane accumulator b % 8 (eight vectors, one lane per row), then the
+ * canonical fold of the eight, as vector adds. */
+KX_ALWAYS_INLINE void kb_exact_row(uint32_t type, int64_t nblk, const uint8_t *w, const kb_tile *tl,
+                                   float *out)
+{
+    const size_t wb = kx_legacy_bytes(type);
+    __m256 acc[Q_LANES], mins = _mm256_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < Q_LANES; i++)
+        acc[i] = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + Q_LANES <= nblk; b += Q_LANES)
+#pragma GCC unroll 8
+        for (int i = 0; i < Q_LANES; i++)
+            kb_exact_block(type, b + i, w + (size_t)(b + i) * wb, tl, &acc[i], &mins);
+    for (; b < nblk; b++)
+        kb_exact_block(type, b, w + (size_t)b * wb, tl, &acc[b % Q_LANES], &mins);
+    for (int half = Q_LANES / 2; half >= 1; half /= 2)
+#pragma GCC unroll 4
+        for (int i = 0; i < half; i++)
+            acc[i] = _mm256_add_ps(acc[i], acc[i + half]);
+    const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
+    _mm256_storeu_ps(out, with_min ? _mm256_add_ps(acc[0], mins) : acc[0]);
 }
 
 /* ---------------------------------------------------------------- k-quants */
@@ -344,26 +445,22 @@ static void kb_row(uint32_t type, int NT, int64_t n, const uint8_t *w, const kb_
         else                                                                                       \
             call(4);                                                                               \
     } while (0)
-#define KB_Q4_0(N) kb_legacy_row(TT_Q4_0, N, n / QK32, w, tl, out)
-#define KB_Q4_1(N) kb_legacy_row(TT_Q4_1, N, n / QK32, w, tl, out)
-#define KB_Q5_0(N) kb_legacy_row(TT_Q5_0, N, n / QK32, w, tl, out)
-#define KB_Q5_1(N) kb_legacy_row(TT_Q5_1, N, n / QK32, w, tl, out)
 #define KB_Q8_0(N) kb_legacy_row(TT_Q8_0, N, n / QK32, w, tl, out)
 #define KB_Q4_K(N) kb_q45k_row(TT_Q4_K, N, n / QK_K, w, tl, out)
 #define KB_Q5_K(N) kb_q45k_row(TT_Q5_K, N, n / QK_K, w, tl, out)
 #define KB_Q6_K(N) kb_q6k_row(N, n / QK_K, w, tl, out)
     switch (type) {
-    case TT_Q4_0:
-        KB_NT(KB_Q4_0);
+    case TT_Q4_0: /* block-exact types: always the 8 lanes (kb_exact_row) */
+        kb_exact_row(TT_Q4_0, n / QK32, w, tl, out);
         break;
     case TT_Q4_1:
-        KB_NT(KB_Q4_1);
+        kb_exact_row(TT_Q4_1, n / QK32, w, tl, out);
         break;
     case TT_Q5_0:
-        KB_NT(KB_Q5_0);
+        kb_exact_row(TT_Q5_0, n / QK32, w, tl, out);
         break;
     case TT_Q5_1:
-        KB_NT(KB_Q5_1);
+        kb_exact_row(TT_Q5_1, n / QK32, w, tl, out);
         break;
     case TT_Q8_0:
         KB_NT(KB_Q8_0);
