@@ -9,9 +9,13 @@
  * AVX-512 VNNI uses dpbusd; within our value ranges neither saturates, so
  * both give the same exact integers and everything after is shared code.
  *
- * Every float step follows the canonical order of kernels_impl.h: block b
- * fmadd's its 8 int32 partials into lane group b % 2 (always group 0 for
- * Q8_0); the lanes are folded by the same additions as lanes_fold(). */
+ * KX_DOT4_SUM4 sums four KX_DOT4's (unsigned operands up to 31 only).
+ *
+ * Every float step follows the canonical order of kernels_impl.h: a
+ * block-exact type's block gives one exact integer and one fmadd into lane
+ * b % 8; a Q8_0 block fmadd's its 8 int32 partials into its one lane group,
+ * a k-quant super-block into lane group b % 2; lanes are folded by the same
+ * additions as lanes_fold(). */
 #ifndef ENGINE_KERNELS_X86_H
 #define ENGINE_KERNELS_X86_H
 
@@ -22,10 +26,10 @@
 
 #define KX_ALWAYS_INLINE static inline __attribute__((always_inline))
 #define KX_TILE          4 /* activation rows per weight-row pass */
-/* Full tiles of legacy-type rows up to this many blocks get their
- * activation scales converted to float once per tile (kx_tile_scales). */
+/* Full tiles of Q8_0 rows up to this many blocks get their activation
+ * scales converted to float once per tile (kx_tile_scales); the decode pass
+ * prepares activation rows up to this long. */
 #define KX_SC_BLOCKS 512
-#define KX_SC_STRIDE 8 /* floats per block: 4 d, 4 s */
 /* Decode passes prefetch weight bytes this far ahead: two threads then
  * stream ~10-15% closer to the DRAM read bandwidth than with the hardware
  * prefetchers alone (2048 beat 512 and 1024 in A/B runs). */
@@ -110,46 +114,14 @@ KX_ALWAYS_INLINE float kx_fold8(__m256 v)
     return _mm_cvtss_f32(x);
 }
 
-/* Folds the lane groups and adds the min accumulators like qacc_result() in
- * kernels_scalar.c: with two groups, fold16(g0 ++ g1) is g0 + g1 (its first
- * halving step) then fold8; with one (Q8_0), fold8(g0) alone. */
-KX_ALWAYS_INLINE float kx_qresult(int groups, __m256 g0, __m256 g1, float m0, float m1,
-                                  int min_sign)
+/* Folds the two lane groups of a k-quant dot and adds the min accumulators
+ * like qacc_result() in kernels_scalar.c: fold16(g0 ++ g1) is g0 + g1 (its
+ * first halving step) then fold8. */
+KX_ALWAYS_INLINE float kx_qresult(__m256 g0, __m256 g1, float m0, float m1, int min_sign)
 {
-    if (groups == 1)
-        return kx_fold8(g0);
     float r = kx_fold8(_mm256_add_ps(g0, g1));
     float m = m0 + m1;
     return min_sign > 0 ? r + m : r - m;
-}
-
-/* ------------------------------------------------------ legacy block types */
-
-/* The 32 integer weights of one legacy block as bytes (offsets applied for
- * Q4_0/Q5_0: signed; Q4_1/Q5_1: unsigned 0..31; Q8_0: signed). */
-KX_ALWAYS_INLINE __m256i kx_unpack_legacy(uint32_t type, const uint8_t *blk)
-{
-    switch (type) {
-    case TT_Q4_0:
-        return _mm256_sub_epi8(kx_nibbles(((const block_q4_0 *)blk)->qs), _mm256_set1_epi8(8));
-    case TT_Q4_1:
-        return kx_nibbles(((const block_q4_1 *)blk)->qs);
-    case TT_Q5_0: {
-        const block_q5_0 *b = (const block_q5_0 *)blk;
-        uint32_t qh;
-        memcpy(&qh, b->qh, 4);
-        __m256i q = _mm256_or_si256(kx_nibbles(b->qs), kx_bits_to_0x10(qh));
-        return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-    }
-    case TT_Q5_1: {
-        const block_q5_1 *b = (const block_q5_1 *)blk;
-        uint32_t qh;
-        memcpy(&qh, b->qh, 4);
-        return _mm256_or_si256(kx_nibbles(b->qs), kx_bits_to_0x10(qh));
-    }
-    default:
-        return kx_load(((const block_q8_0 *)blk)->qs);
-    }
 }
 
 /* ---------------------------------------------------- block-exact types */
@@ -242,75 +214,57 @@ KX_ALWAYS_INLINE void kx_exact_rows(uint32_t type, int NT, int64_t nblk, const u
         m0[t] = m1[t] = 0.0f;                                                                      \
     }
 
-#define KX_ACC_RESULT(groups, NT, sign)                                                            \
+#define KX_ACC_RESULT(NT, sign)                                                                    \
     _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) out[t] =                                \
-        kx_qresult(groups, acc0[t], acc1[t], m0[t], m1[t], sign)
+        kx_qresult(acc0[t], acc1[t], m0[t], m1[t], sign)
 
-/* Block b of a legacy-type weight row against NT activation rows. Signed
- * weights use |w| x sign(a, w) so the unsigned operand is the weight. */
-KX_ALWAYS_INLINE void kx_legacy_block(uint32_t type, int NT, int64_t b, const uint8_t *w,
-                                      const uint8_t *const *a, const float *sc4, __m256 *acc,
-                                      float *mins)
+/* ------------------------------------------------------------------ Q8_0 */
+
+/* Block b of a Q8_0 weight row against NT activation rows, into the one
+ * 8-lane group of Q8_0's order (kernels_impl.h): |w| x sign(a, w), so the
+ * unsigned maddubs operand is the weight. sc4 (full tiles) holds the
+ * activation scales as floats, 4 per block, so the 4 products dw * da are
+ * one vector multiply: the same 4 IEEE products. */
+KX_ALWAYS_INLINE void kx_q8_0_block(int NT, int64_t b, const uint8_t *w, const uint8_t *const *a,
+                                    const float *sc4, __m256 *acc)
 {
-    const size_t wb = type == TT_Q4_0   ? sizeof(block_q4_0)
-                      : type == TT_Q4_1 ? sizeof(block_q4_1)
-                      : type == TT_Q5_0 ? sizeof(block_q5_0)
-                      : type == TT_Q5_1 ? sizeof(block_q5_1)
-                                        : sizeof(block_q8_0);
-    const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
-    const int is_signed = !with_min;
-    const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    const size_t aq_off = with_min ? 4 : 2; /* offset of qs in the activation block */
-    const uint8_t *wblk = w + (size_t)b * wb;
-    const __m256i q = kx_unpack_legacy(type, wblk);
-    const __m256i u = is_signed ? _mm256_sign_epi8(q, q) : q;
+    const uint8_t *wblk = w + (size_t)b * sizeof(block_q8_0);
+    const __m256i q = kx_load(wblk + 2), u = _mm256_sign_epi8(q, q);
     const float dw = kx_h2f(wblk);
-    /* With pre-converted activation scales (full tiles), the 4 products
-     * dw * da are one vector multiply: the same 4 IEEE products. */
     float dd[KX_TILE] = {0};
     if (sc4)
-        _mm_storeu_ps(dd,
-                      _mm_mul_ps(_mm_set1_ps(dw), _mm_loadu_ps(sc4 + (size_t)b * KX_SC_STRIDE)));
+        _mm_storeu_ps(dd, _mm_mul_ps(_mm_set1_ps(dw), _mm_loadu_ps(sc4 + (size_t)b * KX_TILE)));
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
-        const uint8_t *ablk = a[t] + (size_t)b * ab;
-        __m256i s = kx_load(ablk + aq_off);
-        if (is_signed)
-            s = _mm256_sign_epi8(s, q);
-        const __m256i p = KX_DOT4(u, s);
+        const uint8_t *ablk = a[t] + (size_t)b * sizeof(block_q8_0);
+        const __m256i p = KX_DOT4(u, _mm256_sign_epi8(kx_load(ablk + 2), q));
         const __m256 scale = sc4 ? _mm256_broadcast_ss(&dd[t]) : _mm256_set1_ps(dw * kx_h2f(ablk));
         acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[t]);
-        if (with_min) {
-            const float sa = sc4 ? sc4[(size_t)b * KX_SC_STRIDE + 4 + t] : kx_h2f(ablk + 2);
-            mins[t] = fmaf(kx_h2f(wblk + 2), sa, mins[t]);
-        }
     }
 }
 
-KX_ALWAYS_INLINE void kx_legacy_rows(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
-                                     const uint8_t *const *a, const float *sc4, float *out)
+KX_ALWAYS_INLINE void kx_q8_0_rows(int NT, int64_t nblk, const uint8_t *w, const uint8_t *const *a,
+                                   const float *sc4, float *out)
 {
-    KX_ACC_DECLARE(NT)
-    /* Q8_0 has one lane group: odd blocks go to acc0 as well */
-#define KX_LEGACY_STEP(b, acc, m)                                                                  \
-    kx_legacy_block(type, NT, b, w, a, sc4, q_groups(type) == 1 ? acc0 : (acc), m)
-    KX_BLOCK_PAIRS(nblk, KX_LEGACY_STEP);
-#undef KX_LEGACY_STEP
-    KX_ACC_RESULT(q_groups(type), NT, +1);
+    __m256 acc[KX_TILE];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nblk; b++)
+        kx_q8_0_block(NT, b, w, a, sc4, acc);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        out[t] = kx_fold8(acc[t]);
 }
 
-/* Converts the fp16 scales of one full tile's activation blocks to float,
- * laid out per block as d[0..3] then s[0..3] (s: Q8_1 only), so a block's
- * four scales are one vector load. Exact, so results do not change. */
-static void kx_tile_scales(uint32_t weight_type, int64_t nblk, const uint8_t *const *a, float *sc4)
+/* The fp16 scales of one full tile's Q8_0 activation blocks as floats,
+ * KX_TILE per block, so a block's scales are one vector load. Exact, so
+ * results do not change. */
+static void kx_tile_scales(int64_t nblk, const uint8_t *const *a, float *sc4)
 {
-    const int q8_1 = activation_type(weight_type) == TT_Q8_1;
-    const size_t ab = q8_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
     for (int64_t b = 0; b < nblk; b++)
-        for (int t = 0; t < KX_TILE; t++) {
-            sc4[b * KX_SC_STRIDE + t] = kx_h2f(a[t] + (size_t)b * ab);
-            sc4[b * KX_SC_STRIDE + 4 + t] = q8_1 ? kx_h2f(a[t] + (size_t)b * ab + 2) : 0.0f;
-        }
+        for (int t = 0; t < KX_TILE; t++)
+            sc4[b * KX_TILE + t] = kx_h2f(a[t] + (size_t)b * sizeof(block_q8_0));
 }
 
 /* ---------------------------------------------------------------- k-quants */
@@ -402,7 +356,7 @@ KX_ALWAYS_INLINE void kx_q45k_rows(uint32_t type, int NT, int64_t nblk, const ui
 #define KX_Q45K_STEP(b, acc, m) kx_q45k_block(type, NT, b, w, a, acc, m)
     KX_BLOCK_PAIRS(nblk, KX_Q45K_STEP);
 #undef KX_Q45K_STEP
-    KX_ACC_RESULT(Q_GROUPS, NT, -1);
+    KX_ACC_RESULT(NT, -1);
 }
 
 /* Super-block b of a Q6_K weight row against NT Q8_K activation rows. */
@@ -445,7 +399,7 @@ KX_ALWAYS_INLINE void kx_q6k_rows(int NT, int64_t nblk, const uint8_t *w, const 
 #define KX_Q6K_STEP(b, acc, m) kx_q6k_block(NT, b, w, a, acc, m)
     KX_BLOCK_PAIRS(nblk, KX_Q6K_STEP);
 #undef KX_Q6K_STEP
-    KX_ACC_RESULT(Q_GROUPS, NT, +1);
+    KX_ACC_RESULT(NT, +1);
 }
 
 /* ------------------------------------------------------------ float types */
@@ -785,7 +739,7 @@ KX_ALWAYS_INLINE float kx_gemv_kquant_row(uint32_t type, int64_t nsb, const uint
         else
             kx_gemv_q45k_block(type, w + (size_t)b * wb, y + b, f->bsum2[b], &acc0, &m0);
     }
-    return kx_qresult(Q_GROUPS, acc0, acc1, m0, m1, type == TT_Q6_K ? +1 : -1);
+    return kx_qresult(acc0, acc1, m0, m1, type == TT_Q6_K ? +1 : -1);
 }
 
 /* The decode product y[r] = dot(row r, a) for r in [r0, r1). Returns 0 (and
@@ -872,31 +826,12 @@ static void kx_row_tile(uint32_t type, int64_t n, const uint8_t *w, const uint8_
         return;
     }
     switch (type) {
-#define KX_CALL_LEGACY(T, N)                                                                       \
-    do {                                                                                           \
-        if ((N) == KX_TILE && sc4)                                                                 \
-            kx_legacy_rows(T, KX_TILE, n / QK32, w, a, sc4, out);                                  \
-        else                                                                                       \
-            kx_legacy_rows(T, N, n / QK32, w, a, NULL, out);                                       \
-    } while (0)
-#define KX_LEGACY_NT_TT_Q4_0(N) KX_CALL_LEGACY(TT_Q4_0, N)
-#define KX_LEGACY_NT_TT_Q4_1(N) KX_CALL_LEGACY(TT_Q4_1, N)
-#define KX_LEGACY_NT_TT_Q5_0(N) KX_CALL_LEGACY(TT_Q5_0, N)
-#define KX_LEGACY_NT_TT_Q5_1(N) KX_CALL_LEGACY(TT_Q5_1, N)
-#define KX_LEGACY_NT_TT_Q8_0(N) KX_CALL_LEGACY(TT_Q8_0, N)
-#define KX_Q4K(N)               kx_q45k_rows(TT_Q4_K, N, n / QK_K, w, a, out)
-#define KX_Q5K(N)               kx_q45k_rows(TT_Q5_K, N, n / QK_K, w, a, out)
-#define KX_Q6K(N)               kx_q6k_rows(N, n / QK_K, w, a, out)
-    case TT_Q4_0:
-        KX_DISPATCH_NT(KX_LEGACY_NT_TT_Q4_0) break;
-    case TT_Q4_1:
-        KX_DISPATCH_NT(KX_LEGACY_NT_TT_Q4_1) break;
-    case TT_Q5_0:
-        KX_DISPATCH_NT(KX_LEGACY_NT_TT_Q5_0) break;
-    case TT_Q5_1:
-        KX_DISPATCH_NT(KX_LEGACY_NT_TT_Q5_1) break;
+#define KX_Q8_0(N) kx_q8_0_rows(N, n / QK32, w, a, (N) == KX_TILE ? sc4 : NULL, out)
+#define KX_Q4K(N)  kx_q45k_rows(TT_Q4_K, N, n / QK_K, w, a, out)
+#define KX_Q5K(N)  kx_q45k_rows(TT_Q5_K, N, n / QK_K, w, a, out)
+#define KX_Q6K(N)  kx_q6k_rows(N, n / QK_K, w, a, out)
     case TT_Q8_0:
-        KX_DISPATCH_NT(KX_LEGACY_NT_TT_Q8_0) break;
+        KX_DISPATCH_NT(KX_Q8_0) break;
     case TT_Q4_K:
         KX_DISPATCH_NT(KX_Q4K) break;
     case TT_Q5_K:
@@ -949,10 +884,8 @@ static void kx_mul_mat(uint32_t weight_type, int64_t n, const void *w, size_t w_
         kb_mul_mat(weight_type, n, wp, w_stride, ap, a_stride, nb, y, y_stride, r0, r1);
         return;
     }
-    const int legacy = weight_type == TT_Q4_0 || weight_type == TT_Q4_1 || weight_type == TT_Q5_0 ||
-                       weight_type == TT_Q5_1 || weight_type == TT_Q8_0;
     const int64_t nblk = n / QK32;
-    float sc4_buf[KX_SC_BLOCKS * KX_SC_STRIDE];
+    float sc4_buf[KX_SC_BLOCKS * KX_TILE];
     for (int64_t rb = r0; rb < r1; rb += KX_ROW_BLOCK) {
         const int64_t re = rb + KX_ROW_BLOCK < r1 ? rb + KX_ROW_BLOCK : r1;
         for (int64_t b = 0; b < nb; b += KX_TILE) {
@@ -961,8 +894,8 @@ static void kx_mul_mat(uint32_t weight_type, int64_t n, const void *w, size_t w_
             for (int t = 0; t < nt; t++)
                 arow[t] = ap + (size_t)(b + t) * a_stride;
             const float *sc4 = NULL;
-            if (legacy && nt == KX_TILE && nblk <= KX_SC_BLOCKS) {
-                kx_tile_scales(weight_type, nblk, arow, sc4_buf);
+            if (weight_type == TT_Q8_0 && nt == KX_TILE && nblk <= KX_SC_BLOCKS) {
+                kx_tile_scales(nblk, arow, sc4_buf);
                 sc4 = sc4_buf;
             }
             for (int64_t r = rb; r < re; r++) {

@@ -2,12 +2,18 @@
  * kernels_x86.h after its helpers (internal; uses its KX_DOT4* macros).
  *
  * A register tile is one weight row against KB_T (8) activation rows: the
- * weight block is unpacked once for 8 products. With 8 rows there is room in
- * the 16 AVX2 registers for one accumulator per row, not two, so the lane
- * groups of the canonical order (kernels_impl.h: block b goes to group
- * b % 2) are computed one after the other: even blocks, then odd blocks.
- * Each lane still sees exactly its own fmadd's in increasing block order, so
- * every output is bit for bit the scalar reference's.
+ * weight block is unpacked once for 8 products.
+ *  - Block-exact types (Q4_0/Q4_1/Q5_0/Q5_1, kernels_impl.h): a vector's 8
+ *    lanes are the 8 activation rows. The tile's codes are stored
+ *    transposed by dword (kb_prep_exact_group) and the weight's codes
+ *    broadcast by dword, so maddubs's leave each row's sums in its own
+ *    lanes: one conversion and one fmadd per block for all 8 outputs.
+ *  - Q8_0 and k-quants: 8 int32 partials per output in a vector, one
+ *    accumulator per row. For k-quants there is no room in the 16 AVX2
+ *    registers for two per row, so the lane groups (block b goes to group
+ *    b % 2) are computed one after the other: even blocks, then odd. Each
+ *    lane still sees exactly its own fmadd's in increasing block order.
+ * Every output is bit for bit the scalar reference's.
  *
  * What depends on the activations alone is prepared once per tile and row
  * block (kb_prep): the activation scales as floats, eight to a vector (lane
@@ -107,15 +113,12 @@ static void kb_prep(uint32_t type, int64_t nblk, kb_tile *tl)
         }
         return;
     }
-    if (kb_is_legacy(type)) {
-        const int q8_1 = activation_type(type) == TT_Q8_1;
-        const size_t ab = q8_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    if (type == TT_Q8_0) {
         for (int64_t b = 0; b < nblk; b++)
             for (int t = 0; t < KB_T; t++) {
-                const uint8_t *blk = tl->a[t] + (size_t)b * ab;
-                memcpy(tl->qs + ((size_t)b * KB_T + t) * QK32, blk + (q8_1 ? 4 : 2), QK32);
+                const uint8_t *blk = tl->a[t] + (size_t)b * sizeof(block_q8_0);
+                memcpy(tl->qs + ((size_t)b * KB_T + t) * QK32, blk + 2, QK32);
                 tl->u.legacy.d[b][t] = kx_h2f(blk);
-                tl->u.legacy.s[b][t] = q8_1 ? kx_h2f(blk + 2) : 0.0f;
             }
         return;
     }
@@ -189,57 +192,29 @@ KX_ALWAYS_INLINE void kb_results(int NT, int G, __m256 gacc[Q_GROUPS][KB_T], __m
     memcpy(out, o, (size_t)NT * sizeof(float));
 }
 
-/* Lane group g (blocks g, g+G, ...) of one legacy-type weight row against NT
- * activation rows: accumulators into gacc[t], min terms returned
- * (lane t). Signed weights use |w| x sign(a, w). */
-KX_ALWAYS_INLINE __m256 kb_legacy_group(uint32_t type, int NT, int64_t nblk, int g, int G,
-                                        const uint8_t *w, const kb_tile *tl, __m256 *gacc)
+/* One Q8_0 weight row against NT activation rows: one 8-lane accumulator
+ * per row (Q8_0's one lane group), |w| x sign(a, w). */
+KX_ALWAYS_INLINE void kb_q8_0_row(int NT, int64_t nblk, const uint8_t *w, const kb_tile *tl,
+                                  float *out)
 {
-    const size_t wb = type == TT_Q4_0   ? sizeof(block_q4_0)
-                      : type == TT_Q4_1 ? sizeof(block_q4_1)
-                      : type == TT_Q5_0 ? sizeof(block_q5_0)
-                      : type == TT_Q5_1 ? sizeof(block_q5_1)
-                                        : sizeof(block_q8_0);
-    const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
-    __m256 acc[KB_T], mins = _mm256_setzero_ps();
+    __m256 acc[Q_GROUPS][KB_T];
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
-        acc[t] = _mm256_setzero_ps();
-    for (int64_t b = g; b < nblk; b += G) {
-        const uint8_t *wblk = w + (size_t)b * wb;
-        const __m256i q = kx_unpack_legacy(type, wblk);
-        const __m256i u = with_min ? q : _mm256_sign_epi8(q, q);
+        acc[0][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *wblk = w + (size_t)b * sizeof(block_q8_0);
+        const __m256i q = kx_load(wblk + 2), u = _mm256_sign_epi8(q, q);
         float dd[KB_T];
         const float *ddp = kb_scales(kx_h2f(wblk), tl->u.legacy.d[b], dd);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; t++) {
-            __m256i s = kx_load(tl->qs + ((size_t)b * KB_T + t) * QK32);
-            if (!with_min)
-                s = _mm256_sign_epi8(s, q);
-            const __m256i p = KX_DOT4(u, s);
-            acc[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(ddp + t), _mm256_cvtepi32_ps(p), acc[t]);
+            const __m256i s = kx_load(tl->qs + ((size_t)b * KB_T + t) * QK32);
+            const __m256i p = KX_DOT4(u, _mm256_sign_epi8(s, q));
+            acc[0][t] =
+                _mm256_fmadd_ps(_mm256_broadcast_ss(ddp + t), _mm256_cvtepi32_ps(p), acc[0][t]);
         }
-        if (with_min)
-            mins = _mm256_fmadd_ps(_mm256_set1_ps(kx_h2f(wblk + 2)),
-                                   _mm256_loadu_ps(tl->u.legacy.s[b]), mins);
     }
-#pragma GCC unroll 8
-    for (int t = 0; t < NT; t++)
-        gacc[t] = acc[t];
-    return mins;
-}
-
-KX_ALWAYS_INLINE void kb_legacy_row(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
-                                    const kb_tile *tl, float *out)
-{
-    __m256 gacc[Q_GROUPS][KB_T];
-    const int G = kb_groups(type);
-    __m256 mg[Q_GROUPS];
-#pragma GCC unroll 2
-    for (int g = 0; g < G; g++)
-        mg[g] = kb_legacy_group(type, NT, nblk, g, G, w, tl, gacc[g]);
-    const __m256 mins = G == 1 ? mg[0] : _mm256_add_ps(mg[0], mg[1]);
-    kb_results(NT, G, gacc, mins, +1, out);
+    kb_results(NT, 1, acc, _mm256_setzero_ps(), +1, out);
 }
 
 /* Block b of a block-exact weight row against the tile's 8 rows into
@@ -445,7 +420,7 @@ static void kb_row(uint32_t type, int NT, int64_t n, const uint8_t *w, const kb_
         else                                                                                       \
             call(4);                                                                               \
     } while (0)
-#define KB_Q8_0(N) kb_legacy_row(TT_Q8_0, N, n / QK32, w, tl, out)
+#define KB_Q8_0(N) kb_q8_0_row(N, n / QK32, w, tl, out)
 #define KB_Q4_K(N) kb_q45k_row(TT_Q4_K, N, n / QK_K, w, tl, out)
 #define KB_Q5_K(N) kb_q45k_row(TT_Q5_K, N, n / QK_K, w, tl, out)
 #define KB_Q6_K(N) kb_q6k_row(N, n / QK_K, w, tl, out)
