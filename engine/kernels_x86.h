@@ -908,6 +908,113 @@ static void kx_mul_mat(uint32_t weight_type, int64_t n, const void *w, size_t w_
     }
 }
 
-const kernels KX_KERNELS = {KX_NAME, kernels_quantize_activations_ref, kx_mul_mat};
+/* ------------------------------------------------- activation quantizer */
+
+/* The 8-bit activation formats written with vectors, byte for byte what
+ * the shared reference (quant.c) writes: the same IEEE operations in the
+ * same order per element (products x * iscale, round to nearest even,
+ * clamp to [-127, 127] in float so NaN gives -127 and infinities the
+ * bound, as round_clamp does), and the block maxima are exact whatever the
+ * order. test_kernels compares every format against the reference,
+ * special values included. */
+
+/* max over the block of |x|, NaN ignored (max_ps returns its second operand
+ * when one is NaN, so the running maximum goes second). */
+KX_ALWAYS_INLINE float kx_abs_max(const float *x, int n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < n; j += 8)
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* Codes of 32 elements into qs; returns the 8 int32 lane sums of codes
+ * (lane i: codes 4i..4i+3, for the sum formats). */
+KX_ALWAYS_INLINE __m256i kx_codes32(const float *x, float iscale, int8_t *qs)
+{
+    const __m256 sc = _mm256_set1_ps(iscale), lo = _mm256_set1_ps(-127.0f);
+    const __m256 hi = _mm256_set1_ps(127.0f);
+    __m256i c[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), sc),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        c[i] = _mm256_cvtps_epi32(v);
+    }
+    /* packs interleave 128-bit halves; the permute restores element order */
+    const __m256i p16a = _mm256_packs_epi32(c[0], c[1]), p16b = _mm256_packs_epi32(c[2], c[3]);
+    const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b),
+                                                   _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)qs, p8);
+    return KX_DOT4(_mm256_set1_epi8(1), p8);
+}
+
+static void kx_quant_q8_0(const float *x, block_q8_0 *y, int64_t nb, block_q8_1 *y1)
+{
+    for (int64_t i = 0; i < nb; i++, x += QK32) {
+        const float amax = kx_abs_max(x, QK32), d = amax / 127.0f;
+        const float iscale = amax != 0.0f ? 127.0f / amax : 0.0f;
+        if (!y1) {
+            y[i].d = fp32_to_fp16(d);
+            (void)kx_codes32(x, iscale, y[i].qs);
+            continue;
+        }
+        const int32_t sum = kx_hsum_i32(kx_codes32(x, iscale, y1[i].qs));
+        y1[i].d = fp32_to_fp16(d);
+        y1[i].s = fp32_to_fp16(d * (float)sum);
+    }
+}
+
+/* Q8_K: the element of largest magnitude, first on ties, with its sign. */
+static void kx_quant_q8_K(const float *x, block_q8_K *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
+        const float amax = kx_abs_max(x, QK_K);
+        float max = 0.0f;
+        for (int j = 0; amax != 0.0f && j < QK_K; j++)
+            if (fabsf(x[j]) == amax) {
+                max = x[j];
+                break;
+            }
+        const float iscale = max != 0.0f ? -127.0f / max : 0.0f;
+        y[i].d = iscale != 0.0f ? 1.0f / iscale : 0.0f;
+        for (int c = 0; c < QK_K / QK32; c++) {
+            /* lanes 4k..: per-4 sums; bsums are per 16 codes */
+            const __m256i s4 = kx_codes32(x + QK32 * c, iscale, y[i].qs + QK32 * c);
+            const __m128i s8 = _mm_add_epi32(_mm256_castsi256_si128(s4),
+                                             _mm_shuffle_epi32(_mm256_castsi256_si128(s4), 0x4e));
+            const __m128i t8 =
+                _mm_add_epi32(_mm256_extracti128_si256(s4, 1),
+                              _mm_shuffle_epi32(_mm256_extracti128_si256(s4, 1), 0x4e));
+            y[i].bsums[2 * c] = (int16_t)(_mm_cvtsi128_si32(s8) + _mm_extract_epi32(s8, 1));
+            y[i].bsums[2 * c + 1] = (int16_t)(_mm_cvtsi128_si32(t8) + _mm_extract_epi32(t8, 1));
+        }
+    }
+}
+
+static void kx_quantize_activations(uint32_t weight_type, const float *x, void *out, int64_t n)
+{
+    switch (activation_type(weight_type)) {
+    case TT_Q8_0:
+        kx_quant_q8_0(x, out, n / QK32, NULL);
+        return;
+    case TT_Q8_1:
+        kx_quant_q8_0(x, NULL, n / QK32, out);
+        return;
+    case TT_Q8_K:
+        kx_quant_q8_K(x, out, n / QK_K);
+        return;
+    default:
+        kernels_quantize_activations_ref(weight_type, x, out, n);
+        return;
+    }
+}
+
+const kernels KX_KERNELS = {KX_NAME, kx_quantize_activations, kx_mul_mat};
 
 #endif

@@ -278,6 +278,87 @@ static void run_full(const kernels *k, uint32_t type, int64_t n, const uint8_t *
                (size_t)rows, 0, rows);
 }
 
+/* Fills a 512-element row with data meant to break a vector quantizer that
+ * is not the reference's twin: ordinary values, then per 32-element block
+ * (kind = block % 8) an all-zero block, a NaN, +-infinity, values that sit
+ * exactly on rounding ties once scaled, an extreme magnitude at both signs
+ * (first-on-ties for Q8_K), denormals, and negative zeros. */
+static void quantizer_row(float *x, int64_t n, int variant, rng *r)
+{
+    for (int64_t j = 0; j < n; j++)
+        x[j] = rng_value(r);
+    for (int64_t b = 0; b < n / 32; b++) {
+        float *blk = x + 32 * b;
+        switch ((b + variant) % 8) {
+        case 0:
+            memset(blk, 0, 32 * sizeof(float));
+            break;
+        case 1:
+            blk[5] = NAN;
+            break;
+        case 2:
+            blk[3] = INFINITY;
+            blk[7] = -INFINITY;
+            break;
+        case 3: /* amax 127: every k + 0.5 is a tie of x * 1 */
+            blk[0] = 127.0f;
+            for (int j = 1; j < 32; j++)
+                blk[j] = (float)(j % 9) - 4.5f;
+            break;
+        case 4:
+            blk[2] = -3.0f;
+            blk[9] = 3.0f;
+            blk[20] = -3.0f;
+            break;
+        case 5:
+            for (int j = 0; j < 32; j++)
+                blk[j] = (float)(j + 1) * 1e-40f;
+            break;
+        case 6:
+            for (int j = 0; j < 32; j += 2)
+                blk[j] = -0.0f;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* Every kernel set's activation quantizer writes the reference's bytes. */
+static void test_quantizer_identical(void **state)
+{
+    (void)state;
+    const char *names[] = {"avx2", "avx512", "neon"};
+    const uint32_t types[] = {TT_Q4_0, TT_Q4_1, TT_Q4_K, TT_F32};
+    const int64_t n = 512;
+    rng r = {0xabcdULL};
+    int tested = 0;
+    for (size_t ki = 0; ki < 3; ki++) {
+        const kernels *k = kernels_by_name(names[ki]);
+        if (!k)
+            continue;
+        tested++;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+            for (int variant = 0; variant < 8; variant++) {
+                float x[512];
+                const size_t ab = activation_row_bytes(types[ti], n);
+                uint8_t *ref = malloc(ab), *got = malloc(ab);
+                assert_non_null(ref);
+                assert_non_null(got);
+                quantizer_row(x, n, variant, &r);
+                kernels_by_name("scalar")->quantize_activations(types[ti], x, ref, n);
+                k->quantize_activations(types[ti], x, got, n);
+                if (memcmp(ref, got, ab) != 0)
+                    fail_msg("%s quantizer for %s weights (variant %d) differs from the reference",
+                             names[ki], tensor_type_get(types[ti])->name, variant);
+                free(ref);
+                free(got);
+            }
+    }
+    if (!tested)
+        printf("no SIMD kernel set on this CPU: quantizer comparison skipped\n");
+}
+
 /* Every non-scalar set this CPU runs equals scalar bit for bit, for every
  * type, several lengths and activation-row counts, realistic and raw data. */
 static void test_simd_bit_identical(void **state)
@@ -526,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_activation_formats),
         cmocka_unit_test(test_scalar_matches_dequantized_dot),
         cmocka_unit_test(test_simd_bit_identical),
+        cmocka_unit_test(test_quantizer_identical),
         cmocka_unit_test(test_decode_lengths),
         cmocka_unit_test(test_split_independence),
         cmocka_unit_test(test_shared_model_weights),
