@@ -155,9 +155,10 @@ static inline float lanes_fold(float *l, int n)
     return l[0];
 }
 
-/* The one activation quantizer shared by every path (it is O(n) per row,
- * against O(n * rows) for the product, so it needs no SIMD twin, and sharing
- * it makes activations bit-identical across paths by construction). */
+/* The reference activation quantizer (quant.c). Scalar and NEON use it; the
+ * x86 sets have a vector twin that writes the same bytes (test_kernels
+ * compares them, special values included), because at ~5% of a prefill it
+ * was the largest cost outside the products. */
 void kernels_quantize_activations_ref(uint32_t weight_type, const float *x, void *out, int64_t n);
 
 /* The scalar dot of one weight row with one activation row, per the

@@ -10,8 +10,8 @@
  * Q8_1 (for Q4_1, Q5_1: carries s = d * sum(qs) for the min term), Q8_K (for
  * the k-quants: float d and per-16 sums), F32 for float weights. The 8-bit
  * codes are the ones llama.cpp's x86 build writes (round half to even; see
- * quant_q8_0 and quant_q8_K), from one implementation shared by all kernel
- * paths.
+ * quant_q8_0 and quant_q8_K); this is the reference every kernel set's
+ * quantizer writes byte for byte (the x86 ones in vectors).
  *
  * Exactness across kernel paths: every supported weight type is computed
  * bit-identically by every path (canonical order in kernels_impl.h); no type
