@@ -2,7 +2,8 @@
  * supported type (any fp16 scale, including inf and NaN) and arbitrary
  * floats become activations. Every kernel set this CPU has must give the
  * scalar result bit for bit (or NaN where scalar gives NaN: NaN payloads
- * are not part of the contract), and dequantize_row must read only its
+ * are not part of the contract) and quantize activations to the reference's
+ * bytes, and dequantize_row must read only its
  * row. Layout of an input: type selector, nb, rows, length selector, then
  * weight bytes, then activation floats (zeros when the input runs out). */
 #include "engine/quant.h"
@@ -47,23 +48,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     const size_t ab = activation_row_bytes(type, n);
     uint8_t *w = malloc((size_t)rb * (size_t)rows);
-    uint8_t *a = malloc(ab * (size_t)nb);
+    uint8_t *a = malloc(ab * (size_t)nb), *a2 = malloc(ab);
     float *x = malloc(sizeof(float) * (size_t)n);
     float *y0 = malloc(sizeof(float) * (size_t)(rows * nb));
     float *y1 = malloc(sizeof(float) * (size_t)(rows * nb));
-    if (!w || !a || !x || !y0 || !y1)
+    if (!w || !a || !a2 || !x || !y0 || !y1)
         goto out;
     take(&p, &left, w, (size_t)rb * (size_t)rows);
     const kernels *scalar = kernels_by_name("scalar");
+    static const char *const names[] = {"avx2", "avx512", "neon"};
     for (int64_t b = 0; b < nb; b++) {
         take(&p, &left, x, sizeof(float) * (size_t)n);
         scalar->quantize_activations(type, x, a + (size_t)b * ab, n);
+        /* every set's quantizer writes the reference's bytes */
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+            const kernels *ks = kernels_by_name(names[k]);
+            if (!ks)
+                continue;
+            ks->quantize_activations(type, x, a2, n);
+            if (memcmp(a2, a + (size_t)b * ab, ab) != 0)
+                __builtin_trap(); /* a SIMD quantizer differs from the reference */
+        }
     }
     for (int64_t r = 0; r < rows; r++)
         if (dequantize_row(type, w + (size_t)r * rb, x, n) != 0)
             __builtin_trap();
     scalar->mul_mat(type, n, w, rb, a, ab, nb, y0, (size_t)rows, 0, rows);
-    static const char *const names[] = {"avx2", "avx512", "neon"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         const kernels *ks = kernels_by_name(names[k]);
         if (!ks)
@@ -76,6 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 out:
     free(w);
     free(a);
+    free(a2);
     free(x);
     free(y0);
     free(y1);

@@ -70,8 +70,8 @@ static void test_text_ok_is_strict(void **state)
                          "\xff",
                          "\xc0\xaf",
                          "\xed\xa0\x80",
-                         "a\xe2\x80\xae"
-                         "b",
+                         ("a\xe2\x80\xae"
+                          "b"), /* one string: a right-to-left override inside text */
                          "\xe2\x81\xa6",
                          "\xf4\x90\x80\x80",
                          "\xe6\xa8"};
