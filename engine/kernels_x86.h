@@ -581,12 +581,16 @@ KX_ALWAYS_INLINE __m256i kx_sum8x8_i32(const __m256i v[8])
  * consecutive blocks) as 8 floats. */
 KX_ALWAYS_INLINE __m256 kx_h2f_x8(const uint8_t *p, size_t stride)
 {
-    uint16_t h[8];
+    /* packed in general-purpose registers (idle in this loop) rather than
+     * by vector inserts, which compete with the dot products */
+    uint64_t q[2] = {0, 0};
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        memcpy(&h[i], p + (size_t)i * stride, 2);
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3],
-                                          (short)h[4], (short)h[5], (short)h[6], (short)h[7]));
+    for (int i = 0; i < 8; i++) {
+        uint16_t h;
+        memcpy(&h, p + (size_t)i * stride, 2);
+        q[i / 4] |= (uint64_t)h << (16 * (i % 4));
+    }
+    return _mm256_cvtph_ps(_mm_set_epi64x((long long)q[1], (long long)q[0]));
 }
 
 /* One block-exact weight row against the prepared activation row. Blocks
