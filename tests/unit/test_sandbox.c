@@ -33,13 +33,15 @@ typedef void (*child_action)(int ipc);
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int go;
+    int up, go;
 } pool_thread;
 
 static void *pool_thread_main(void *arg)
 {
     pool_thread *t = arg;
     pthread_mutex_lock(&t->mu);
+    t->up = 1; /* start-up system calls done (as pool_create waits for) */
+    pthread_cond_broadcast(&t->cv);
     while (!t->go)
         pthread_cond_wait(&t->cv, &t->mu);
     pthread_mutex_unlock(&t->mu);
@@ -59,12 +61,23 @@ static void child_main(int ipc, child_action action, int with_thread)
     int keep[] = {ipc, 2};
     sandbox_facts facts;
     char err[256], go;
-    static pool_thread t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    static pool_thread t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     pthread_t th;
     if (sandbox_worker_isolate(keep, 2, &facts, err, sizeof err) != 0)
         _exit(91);
-    if (with_thread && pthread_create(&th, NULL, pool_thread_main, &t) != 0)
-        _exit(92);
+    if (with_thread) {
+        /* Like pool_create: wait until the thread runs, so its start-up
+         * system calls (rseq, set_robust_list, a sanitizer's sigaltstack)
+         * are not made under the filter. Without this the test raced: on a
+         * loaded machine the thread was killed while starting, before the
+         * child reported its facts. */
+        if (pthread_create(&th, NULL, pool_thread_main, &t) != 0)
+            _exit(92);
+        pthread_mutex_lock(&t.mu);
+        while (!t.up)
+            pthread_cond_wait(&t.cv, &t.mu);
+        pthread_mutex_unlock(&t.mu);
+    }
     if (sandbox_worker_lockdown(ipc, &facts, err, sizeof err) != 0)
         _exit(93);
     send_msg(ipc, &facts, sizeof facts);
