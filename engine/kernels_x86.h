@@ -157,7 +157,7 @@ KX_ALWAYS_INLINE __m256i kx_exact_codes(uint32_t type, const uint8_t *blk)
 
 /* Block-exact weight row against NT activation rows, each block's integer
  * by a horizontal sum. For the small batches (2 or 3 rows) and rows too
- * long for the prepared paths; the hot paths are kx_gemv_exact and
+ * long for the prepared paths; the hot paths are kx_gemv_exact_row and
  * kb_exact_row. */
 KX_ALWAYS_INLINE void kx_exact_rows(uint32_t type, int NT, int64_t nblk, const uint8_t *w,
                                     const uint8_t *const *a, float *out)
@@ -190,8 +190,8 @@ KX_ALWAYS_INLINE void kx_exact_rows(uint32_t type, int NT, int64_t nblk, const u
     }
 }
 
-/* Runs block_fn over blocks 0..nblk-1, even blocks into (acc0, m0) and odd
- * blocks into (acc1, m1): the lane-group rule of the canonical order, with
+/* Runs block_fn over k-quant super-blocks 0..nblk-1, even ones into (acc0, m0), odd
+ * ones into (acc1, m1): the lane-group rule of the canonical order, with
  * both groups in registers (a runtime group index would force the
  * accumulators through memory). */
 #define KX_BLOCK_PAIRS(nblk, block_fn)                                                             \
