@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <pwd.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,67 @@ int cli_parse_sampling_flag(int c, const char *arg, engine_sampler_params *p, in
         return 0;
     }
     return bad ? -1 : 1;
+}
+
+void cli_run_defaults(cli_run_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->n_predict = 256;
+    engine_sampler_defaults(&o->sampling);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
+}
+
+int cli_parse_run_flag(int c, const char *arg, cli_run_opts *o, const char **flag)
+{
+    int s = cli_parse_sampling_flag(c, arg, &o->sampling, &o->have_seed, flag);
+    if (s != 0)
+        return s;
+    uint64_t u;
+    switch (c) {
+    case 'm':
+        o->model = arg;
+        return 1;
+    case CLI_OPT_SYNTH:
+        o->synthetic = arg;
+        return 1;
+    case CLI_OPT_KERNELS:
+        o->kernels = arg;
+        return 1;
+    case 'n':
+        *flag = "-n";
+        if (cli_parse_u64(arg, UINT32_MAX, &u))
+            return -1;
+        o->n_predict = (uint32_t)u;
+        return 1;
+    case 't':
+        *flag = "-t";
+        if (cli_parse_u64(arg, 256, &u) || u == 0)
+            return -1;
+        o->threads = (int)u;
+        return 1;
+    case 'c':
+        *flag = "-c";
+        if (cli_parse_u64(arg, UINT32_MAX, &u) || u == 0)
+            return -1;
+        o->n_ctx = (uint32_t)u;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int cli_run_seed(const char *cmd, cli_run_opts *o)
+{
+    if (o->have_seed)
+        return EXIT_OK;
+    if (getrandom(&o->sampling.seed, sizeof o->sampling.seed, 0) != sizeof o->sampling.seed) {
+        cli_error(cmd, "cannot draw a random seed: %s", strerror(errno));
+        return EXIT_FAIL;
+    }
+    o->sampling.seed >>= 1; /* 63 bits: JSON readers take it as a signed integer */
+    fprintf(stderr, "seed: %llu\n", (unsigned long long)o->sampling.seed);
+    return EXIT_OK;
 }
 
 char *cli_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)

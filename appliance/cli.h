@@ -70,6 +70,46 @@ enum {
 int cli_parse_sampling_flag(int c, const char *arg, engine_sampler_params *p, int *have_seed,
                             const char **flag);
 
+/* The flags of the commands that run a model (generate, chat): -m MODEL or
+ * --synthetic SPEC, -n, -t, -c, --kernels and the sampling flags. A command
+ * numbers its own long options from CLI_OPT_RUN_END. */
+typedef struct cli_run_opts {
+    const char *model, *synthetic, *kernels;
+    uint32_t n_predict, n_ctx;
+    int threads, have_seed;
+    engine_sampler_params sampling;
+} cli_run_opts;
+
+enum {
+    CLI_OPT_SYNTH = CLI_OPT_SAMPLING_END,
+    CLI_OPT_KERNELS,
+    CLI_OPT_RUN_END,
+};
+/* clang-format off */
+#define CLI_RUN_OPTIONS                                         \
+    {"model", required_argument, NULL, 'm'},                    \
+    {"n-predict", required_argument, NULL, 'n'},                \
+    {"threads", required_argument, NULL, 't'},                  \
+    {"ctx-size", required_argument, NULL, 'c'},                 \
+    CLI_SAMPLING_OPTIONS,                                       \
+    {"synthetic", required_argument, NULL, CLI_OPT_SYNTH},      \
+    {"kernels", required_argument, NULL, CLI_OPT_KERNELS}
+/* clang-format on */
+#define CLI_RUN_SHORT "m:n:t:c:" /* the short ones, for getopt_long's optstring */
+
+/* Defaults: 256 new tokens, the sampler's defaults, one thread per online
+ * CPU (at most 256), no model. */
+void cli_run_defaults(cli_run_opts *o);
+
+/* Applies run flag c with value arg to o, as cli_parse_sampling_flag: 1 when
+ * taken, 0 for another flag, -1 for a bad value with *flag named. */
+int cli_parse_run_flag(int c, const char *arg, cli_run_opts *o, const char **flag);
+
+/* Without --seed, draws a random seed (63 bits: JSON readers take it as a
+ * signed integer) and prints it on stderr, as a replay needs it. EXIT_OK, or
+ * EXIT_FAIL with one line naming cmd. */
+int cli_run_seed(const char *cmd, cli_run_opts *o);
+
 /* Reads a whole file of at most max bytes into malloc'd memory (with a
  * NUL after it); NULL with one sentence in err. */
 char *cli_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);

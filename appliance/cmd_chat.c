@@ -53,16 +53,13 @@
 #define MAX_LINE (4u << 20)
 
 typedef struct chat_opts {
-    const char *model, *synthetic, *kernels, *system, *template_name;
-    uint32_t n_predict, n_ctx, test_delay_ms;
-    int threads, have_seed;
-    engine_sampler_params sampling;
+    cli_run_opts run;
+    const char *system, *template_name;
+    uint32_t test_delay_ms;
 } chat_opts;
 
 enum {
-    OPT_KERNELS = CLI_OPT_SAMPLING_END,
-    OPT_SYNTH,
-    OPT_SYSTEM,
+    OPT_SYSTEM = CLI_OPT_RUN_END,
     OPT_TEMPLATE,
     OPT_TEST_DELAY,
 };
@@ -72,17 +69,20 @@ static int bad_value(const char *flag, const char *value)
     return cli_usage_error("chat", CHAT_USAGE, "invalid value '%s' for %s", value, flag);
 }
 
+/* A request for one of this session's worker calls (opening, or a turn). */
+static gen_request chat_request(const chat_opts *o, const gen_chat *chat)
+{
+    gen_request req = gen_request_for_run(&o->run);
+    req.reply_timeout_ms = 120000;
+    req.chat = chat;
+    return req;
+}
+
 /* Parses argv into o; returns -1 when done, else an exit code to return. */
 static int parse_chat_args(int argc, char **argv, chat_opts *o)
 {
     static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"n-predict", required_argument, NULL, 'n'},
-        {"threads", required_argument, NULL, 't'},
-        {"ctx-size", required_argument, NULL, 'c'},
-        CLI_SAMPLING_OPTIONS,
-        {"synthetic", required_argument, NULL, OPT_SYNTH},
-        {"kernels", required_argument, NULL, OPT_KERNELS},
+        CLI_RUN_OPTIONS,
         {"system", required_argument, NULL, OPT_SYSTEM},
         {"template", required_argument, NULL, OPT_TEMPLATE},
 #ifdef APPLIANCE_TEST_HOOKS
@@ -91,42 +91,17 @@ static int parse_chat_args(int argc, char **argv, chat_opts *o)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    uint64_t u;
     int c;
     chat_template t;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "m:n:t:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, CLI_RUN_SHORT "h", opts, NULL)) != -1) {
         const char *flag;
-        int s = cli_parse_sampling_flag(c, optarg, &o->sampling, &o->have_seed, &flag);
+        int s = cli_parse_run_flag(c, optarg, &o->run, &flag);
         if (s < 0)
             return bad_value(flag, optarg);
         if (s > 0)
             continue;
         switch (c) {
-        case 'm':
-            o->model = optarg;
-            break;
-        case 'n':
-            if (cli_parse_u64(optarg, UINT32_MAX, &u))
-                return bad_value("-n", optarg);
-            o->n_predict = (uint32_t)u;
-            break;
-        case 't':
-            if (cli_parse_u64(optarg, 256, &u) || u == 0)
-                return bad_value("-t", optarg);
-            o->threads = (int)u;
-            break;
-        case 'c':
-            if (cli_parse_u64(optarg, UINT32_MAX, &u) || u == 0)
-                return bad_value("-c", optarg);
-            o->n_ctx = (uint32_t)u;
-            break;
-        case OPT_SYNTH:
-            o->synthetic = optarg;
-            break;
-        case OPT_KERNELS:
-            o->kernels = optarg;
-            break;
         case OPT_SYSTEM:
             o->system = optarg;
             break;
@@ -138,11 +113,13 @@ static int parse_chat_args(int argc, char **argv, chat_opts *o)
                                        optarg);
             o->template_name = optarg;
             break;
-        case OPT_TEST_DELAY:
+        case OPT_TEST_DELAY: {
+            uint64_t u;
             if (cli_parse_u64(optarg, 10000, &u))
                 return bad_value("--test-token-delay-ms", optarg);
             o->test_delay_ms = (uint32_t)u;
             break;
+        }
         case 'h':
             printf("usage: %s\n%s", CHAT_USAGE, CHAT_HELP);
             return EXIT_OK;
@@ -152,7 +129,7 @@ static int parse_chat_args(int argc, char **argv, chat_opts *o)
     }
     if (optind < argc)
         return cli_usage_error("chat", CHAT_USAGE, "unexpected argument '%s'", argv[optind]);
-    if (!o->model == !o->synthetic)
+    if (!o->run.model == !o->run.synthetic)
         return cli_usage_error("chat", CHAT_USAGE,
                                "give exactly one of -m MODEL and --synthetic SPEC");
     return -1;
@@ -354,17 +331,9 @@ static int run_turn(chat_session *c, const char *text, size_t len)
                    .cancel_fd = c->sig_fd,
                    .fresh_cache = c->fresh_cache,
                    .test_token_delay_ms = o->test_delay_ms};
-    gen_request req = {.model_path = o->model,
-                       .synthetic = o->synthetic,
-                       .prompt = json,
-                       .kernels = o->kernels,
-                       .max_tokens = o->n_predict,
-                       .n_ctx = o->n_ctx,
-                       .threads = o->threads,
-                       .sampling = o->sampling,
-                       .reply_timeout_ms = 120000,
-                       .test_violation = c->test_violation,
-                       .chat = &gc};
+    gen_request req = chat_request(o, &gc);
+    req.prompt = json;
+    req.test_violation = c->test_violation;
     c->test_violation = 0;
     gen_outcome g;
     int rc = gen_session_run(c->gs, &req, stream_stdout, NULL, &g);
@@ -499,15 +468,7 @@ static int start_chat(const app_ctx *ctx, chat_session *c, const chat_opts *o)
 {
     char name[16], source[32], err[512];
     gen_chat open_chat = {.cancel_fd = -1};
-    gen_request req = {.model_path = o->model,
-                       .synthetic = o->synthetic,
-                       .kernels = o->kernels,
-                       .max_tokens = o->n_predict,
-                       .n_ctx = o->n_ctx,
-                       .threads = o->threads,
-                       .sampling = o->sampling,
-                       .reply_timeout_ms = 120000,
-                       .chat = &open_chat};
+    gen_request req = chat_request(o, &open_chat);
     if (gen_session_open(ctx, &req, &c->gs) != EXIT_OK)
         return -1;
     worker *w = gen_session_worker(c->gs);
@@ -527,7 +488,7 @@ static int start_chat(const app_ctx *ctx, chat_session *c, const chat_opts *o)
     fprintf(stderr,
             "chat with %s (template %s, from %s; context %u tokens; sandbox: seccomp %d)%s\n"
             "/help for commands, /quit or Ctrl-D to end\n",
-            o->model ? o->model : o->synthetic, name, source, w->model.n_ctx,
+            o->run.model ? o->run.model : o->run.synthetic, name, source, w->model.n_ctx,
             w->observed.seccomp_mode,
             gen_session_has_log(c->gs) ? ", every turn audited"
                                        : "; NOT audited: no appliance home (run 'appliance init')");
@@ -536,21 +497,13 @@ static int start_chat(const app_ctx *ctx, chat_session *c, const chat_opts *o)
 
 int cmd_chat(const app_ctx *ctx, int argc, char **argv)
 {
-    chat_opts o = {.n_predict = 256};
-    engine_sampler_defaults(&o.sampling);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    o.threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
+    chat_opts o = {0};
+    cli_run_defaults(&o.run);
     int rc = parse_chat_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    if (!o.have_seed) {
-        if (getrandom(&o.sampling.seed, sizeof o.sampling.seed, 0) != sizeof o.sampling.seed) {
-            cli_error("chat", "cannot draw a random seed: %s", strerror(errno));
-            return EXIT_FAIL;
-        }
-        o.sampling.seed >>= 1;
-        fprintf(stderr, "seed: %llu\n", (unsigned long long)o.sampling.seed);
-    }
+    if ((rc = cli_run_seed("chat", &o.run)) != EXIT_OK)
+        return rc;
     chat_session c = {.o = &o, .interactive = isatty(STDIN_FILENO)};
     if ((c.sig_fd = interrupt_fd()) < 0) {
         cli_error("chat", "cannot watch for Ctrl-C: %s", strerror(errno));

@@ -39,10 +39,9 @@
     "sees it, the output after, and a signed attestation follows them in the log.\n"
 
 typedef struct gen_opts {
-    const char *model, *synthetic, *prompt, *kernels, *attest;
-    uint32_t n_predict, n_ctx;
-    int threads, json, have_seed;
-    engine_sampler_params sampling;
+    cli_run_opts run;
+    const char *prompt, *attest;
+    int json;
     int reply_timeout_ms;
     int test_violation;
 } gen_opts;
@@ -53,9 +52,7 @@ static int bad_value(const char *flag, const char *value)
 }
 
 enum {
-    OPT_JSON = CLI_OPT_SAMPLING_END,
-    OPT_KERNELS,
-    OPT_SYNTH,
+    OPT_JSON = CLI_OPT_RUN_END,
     OPT_ATTEST,
     OPT_TEST_VIOLATE,
     OPT_TEST_TIMEOUT,
@@ -78,15 +75,9 @@ static int parse_violation(const char *s)
 static int parse_generate_args(int argc, char **argv, gen_opts *o)
 {
     static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
+        CLI_RUN_OPTIONS,
         {"prompt", required_argument, NULL, 'p'},
-        {"n-predict", required_argument, NULL, 'n'},
-        {"threads", required_argument, NULL, 't'},
-        {"ctx-size", required_argument, NULL, 'c'},
-        CLI_SAMPLING_OPTIONS,
         {"json", no_argument, NULL, OPT_JSON},
-        {"synthetic", required_argument, NULL, OPT_SYNTH},
-        {"kernels", required_argument, NULL, OPT_KERNELS},
         {"attest", required_argument, NULL, OPT_ATTEST},
 #ifdef APPLIANCE_TEST_HOOKS
         {"test-violate", required_argument, NULL, OPT_TEST_VIOLATE},
@@ -95,46 +86,21 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    uint64_t u;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "m:p:n:t:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, CLI_RUN_SHORT "p:h", opts, NULL)) != -1) {
         const char *flag;
-        int s = cli_parse_sampling_flag(c, optarg, &o->sampling, &o->have_seed, &flag);
+        int s = cli_parse_run_flag(c, optarg, &o->run, &flag);
         if (s < 0)
             return bad_value(flag, optarg);
         if (s > 0)
             continue;
         switch (c) {
-        case 'm':
-            o->model = optarg;
-            break;
         case 'p':
             o->prompt = optarg;
             break;
-        case 'n':
-            if (cli_parse_u64(optarg, UINT32_MAX, &u))
-                return bad_value("-n", optarg);
-            o->n_predict = (uint32_t)u;
-            break;
-        case 't':
-            if (cli_parse_u64(optarg, 256, &u) || u == 0)
-                return bad_value("-t", optarg);
-            o->threads = (int)u;
-            break;
-        case 'c':
-            if (cli_parse_u64(optarg, UINT32_MAX, &u) || u == 0)
-                return bad_value("-c", optarg);
-            o->n_ctx = (uint32_t)u;
-            break;
         case OPT_JSON:
             o->json = 1;
-            break;
-        case OPT_SYNTH:
-            o->synthetic = optarg;
-            break;
-        case OPT_KERNELS:
-            o->kernels = optarg;
             break;
         case OPT_ATTEST:
             o->attest = optarg;
@@ -144,11 +110,13 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
             if (!(o->test_violation = parse_violation(optarg)))
                 return bad_value("--test-violate", optarg);
             break;
-        case OPT_TEST_TIMEOUT:
+        case OPT_TEST_TIMEOUT: {
+            uint64_t u;
             if (cli_parse_u64(optarg, 3600000, &u) || u == 0)
                 return bad_value("--test-reply-timeout", optarg);
             o->reply_timeout_ms = (int)u;
             break;
+        }
 #endif
         case 'h':
             printf("usage: %s\n%s", GENERATE_USAGE, GENERATE_HELP);
@@ -160,7 +128,7 @@ static int parse_generate_args(int argc, char **argv, gen_opts *o)
     if (optind < argc)
         return cli_usage_error("generate", GENERATE_USAGE, "unexpected argument '%s'",
                                argv[optind]);
-    if (!o->model == !o->synthetic || !o->prompt)
+    if (!o->run.model == !o->run.synthetic || !o->prompt)
         return cli_usage_error("generate", GENERATE_USAGE,
                                "give -p PROMPT and exactly one of -m MODEL and --synthetic SPEC");
     return -1;
@@ -229,36 +197,22 @@ static int print_json(const gen_outcome *g, uint64_t seed)
 
 int cmd_generate(const app_ctx *ctx, int argc, char **argv)
 {
-    gen_opts o = {.n_predict = 256, .reply_timeout_ms = 120000};
-    engine_sampler_defaults(&o.sampling);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    o.threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
+    gen_opts o = {.reply_timeout_ms = 120000};
+    cli_run_defaults(&o.run);
     int rc = parse_generate_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    if (!o.have_seed) {
-        if (getrandom(&o.sampling.seed, sizeof o.sampling.seed, 0) != sizeof o.sampling.seed) {
-            cli_error("generate", "cannot draw a random seed: %s", strerror(errno));
-            return EXIT_FAIL;
-        }
-        o.sampling.seed >>= 1; /* 63 bits: JSON readers take it as a signed integer */
-        fprintf(stderr, "seed: %llu\n", (unsigned long long)o.sampling.seed);
-    }
-    gen_request req = {.model_path = o.model,
-                       .synthetic = o.synthetic,
-                       .prompt = o.prompt,
-                       .kernels = o.kernels,
-                       .max_tokens = o.n_predict,
-                       .n_ctx = o.n_ctx,
-                       .threads = o.threads,
-                       .sampling = o.sampling,
-                       .reply_timeout_ms = o.reply_timeout_ms,
-                       .test_violation = o.test_violation,
-                       .attest_path = o.attest};
+    if ((rc = cli_run_seed("generate", &o.run)) != EXIT_OK)
+        return rc;
+    gen_request req = gen_request_for_run(&o.run);
+    req.prompt = o.prompt;
+    req.reply_timeout_ms = o.reply_timeout_ms;
+    req.test_violation = o.test_violation;
+    req.attest_path = o.attest;
     gen_outcome g;
     rc = generate_as_monitor(ctx, &req, o.json ? NULL : stream_stdout, NULL, &g);
     if (rc == EXIT_OK && o.json) {
-        if (print_json(&g, o.sampling.seed) != 0) {
+        if (print_json(&g, o.run.sampling.seed) != 0) {
             cli_error("generate", "cannot write the JSON result");
             rc = EXIT_FAIL;
         }

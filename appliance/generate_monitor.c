@@ -633,6 +633,17 @@ static int draw_request_ids(session *s)
     return EXIT_OK;
 }
 
+gen_request gen_request_for_run(const cli_run_opts *o)
+{
+    return (gen_request){.model_path = o->model,
+                         .synthetic = o->synthetic,
+                         .kernels = o->kernels,
+                         .max_tokens = o->n_predict,
+                         .n_ctx = o->n_ctx,
+                         .threads = o->threads,
+                         .sampling = o->sampling};
+}
+
 int gen_session_open(const app_ctx *ctx, const gen_request *req, gen_session **sp)
 {
     session *s = calloc(1, sizeof *s);

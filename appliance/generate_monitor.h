@@ -45,6 +45,10 @@ typedef struct gen_request {
     const gen_chat *chat; /* a chat turn, or NULL */
 } gen_request;
 
+/* A request carrying the run flags of generate or chat (model or synthetic
+ * spec, kernels, -n, -c, -t, sampling); the caller sets the rest. */
+gen_request gen_request_for_run(const cli_run_opts *o);
+
 /* Wall time of each audit step of one request, as the monitor saw it (for
  * appliance bench --audit); 0 for a step that did not run. Closing the log
  * (SQLite folds its WAL into the database) happens after the outcome is
