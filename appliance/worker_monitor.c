@@ -408,21 +408,31 @@ static worker_status read_replies(worker *w, const worker_request *req, worker_t
     }
 }
 
+/* Sends one request of the given type to a running worker: WORKER_CRASHED
+ * ("not running") when there is none, and a worker that cannot be written
+ * to, or a request that could not be encoded (encoded 0), is reaped. */
+static worker_status send_to_worker(worker *w, uint8_t type, int encoded, const void *data,
+                                    size_t len, char *err, size_t errlen)
+{
+    if (w->pid <= 0) {
+        snprintf(err, errlen, "the engine worker is not running");
+        return WORKER_CRASHED;
+    }
+    if (!encoded || ipc_send(w->sock, type, data, len, -1, err, errlen) != 0)
+        return reap(w, err, errlen);
+    return WORKER_OK;
+}
+
 worker_status worker_generate(worker *w, const worker_request *req, worker_text_fn on_text,
                               void *user, worker_result *out, char *err, size_t errlen)
 {
     ipc_writer iw;
     memset(out, 0, sizeof *out);
-    if (w->pid <= 0) {
-        snprintf(err, errlen, "the engine worker is not running");
-        return WORKER_CRASHED;
-    }
-    if (encode_request(req, &iw) != 0 ||
-        ipc_send(w->sock, MSG_GENERATE, iw.data, iw.len, -1, err, errlen) != 0) {
-        ipc_writer_free(&iw);
-        return reap(w, err, errlen);
-    }
+    const int encoded = encode_request(req, &iw) == 0;
+    worker_status ws = send_to_worker(w, MSG_GENERATE, encoded, iw.data, iw.len, err, errlen);
     ipc_writer_free(&iw);
+    if (ws != WORKER_OK)
+        return ws;
     return read_replies(w, req, on_text, user, -1, out, err, errlen);
 }
 
@@ -475,14 +485,11 @@ worker_status worker_chat_setup(worker *w, const char *wanted, char name[16], ch
     size_t len, nn, ns;
     const uint8_t *pn, *ps;
     chat_template t;
-    if (w->pid <= 0) {
-        snprintf(err, errlen, "the engine worker is not running");
-        return WORKER_CRASHED;
-    }
     wanted = wanted ? wanted : "";
-    if (ipc_send(w->sock, MSG_CHAT_SETUP, wanted, strlen(wanted), -1, err, errlen) != 0)
-        return reap(w, err, errlen);
-    worker_status ws = receive(w, &type, &payload, &len, 4096, err, errlen);
+    worker_status ws = send_to_worker(w, MSG_CHAT_SETUP, 1, wanted, strlen(wanted), err, errlen);
+    if (ws != WORKER_OK)
+        return ws;
+    ws = receive(w, &type, &payload, &len, 4096, err, errlen);
     if (ws != WORKER_OK)
         return ws;
     if (type == MSG_ERROR) {
@@ -537,16 +544,11 @@ worker_status worker_chat(worker *w, const worker_chat_request *req, worker_text
 {
     ipc_writer iw;
     memset(out, 0, sizeof *out);
-    if (w->pid <= 0) {
-        snprintf(err, errlen, "the engine worker is not running");
-        return WORKER_CRASHED;
-    }
-    if (encode_chat(req, &iw) != 0 ||
-        ipc_send(w->sock, MSG_CHAT, iw.data, iw.len, -1, err, errlen) != 0) {
-        ipc_writer_free(&iw);
-        return reap(w, err, errlen);
-    }
+    const int encoded = encode_chat(req, &iw) == 0;
+    worker_status ws = send_to_worker(w, MSG_CHAT, encoded, iw.data, iw.len, err, errlen);
     ipc_writer_free(&iw);
+    if (ws != WORKER_OK)
+        return ws;
     return read_replies(w, &req->gen, on_text, user, cancel_fd, out, err, errlen);
 }
 
@@ -555,13 +557,10 @@ worker_status worker_provenance(worker *w, model_provenance *out, char *err, siz
     uint8_t type, *payload;
     size_t len;
     memset(out, 0, sizeof *out);
-    if (w->pid <= 0) {
-        snprintf(err, errlen, "the engine worker is not running");
-        return WORKER_CRASHED;
-    }
-    if (ipc_send(w->sock, MSG_PROVENANCE_REQUEST, NULL, 0, -1, err, errlen) != 0)
-        return reap(w, err, errlen);
-    worker_status ws = receive(w, &type, &payload, &len, 64 * 1024, err, errlen);
+    worker_status ws = send_to_worker(w, MSG_PROVENANCE_REQUEST, 1, NULL, 0, err, errlen);
+    if (ws != WORKER_OK)
+        return ws;
+    ws = receive(w, &type, &payload, &len, 64 * 1024, err, errlen);
     if (ws != WORKER_OK)
         return ws;
     if (type == MSG_ERROR) {
