@@ -43,7 +43,16 @@ static inline __attribute__((always_inline)) __m256i vnni_dot4_sum4(__m256i u0, 
     return _mm256_add_epi32(a, b);
 }
 
+/* Two blocks' dot4's interleaved by dword: lanes (i, j, i, j) per half. */
+static inline __attribute__((always_inline)) __m256i vnni_dot4_pair(__m256i ui, __m256i si,
+                                                                    __m256i uj, __m256i sj)
+{
+    const __m256i di = vnni_dot4(ui, si), dj = vnni_dot4(uj, sj);
+    return _mm256_add_epi32(_mm256_unpacklo_epi32(di, dj), _mm256_unpackhi_epi32(di, dj));
+}
+
 #define KX_DOT4(u, s)                                vnni_dot4(u, s)
+#define KX_DOT4_PAIR(ui, si, uj, sj)                 vnni_dot4_pair(ui, si, uj, sj)
 #define KX_DOT4_SUM4(u0, s0, u1, s1, u2, s2, u3, s3) vnni_dot4_sum4(u0, s0, u1, s1, u2, s2, u3, s3)
 #define KX_DOT4_SCALED(u, s, sc16)                   vnni_dot4_scaled(u, s, sc16)
 #define KX_DOT4_Q6(q, a, sc16)                       vnni_dot4_q6(q, a, sc16)
