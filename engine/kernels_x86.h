@@ -481,6 +481,11 @@ typedef struct kx_act1 {
     int32_t off[KX_SC_BLOCKS];
     /* k-quants: bsum[2c] + bsum[2c+1] as int16 lane c, per super-block */
     __m128i bsum2[KX_SC_BLOCKS / 8];
+    /* The row's activation codes, contiguous and 32-byte aligned: in the
+     * blocks they sit 2 or 4 bytes into 34-, 36- or 292-byte records, so
+     * about half of the 32-byte loads of every weight row would straddle a
+     * cache line. */
+    _Alignas(32) int8_t qs[KX_SC_BLOCKS * QK32];
 } kx_act1;
 
 /* The fp32 values of the fp16 fields at p, p + stride, p + 2 stride and
@@ -511,6 +516,7 @@ static int kx_act1_prepare(uint32_t type, int64_t n, const uint8_t *a, kx_act1 *
             const __m256i s32 = _mm256_madd_epi16(bs, _mm256_set1_epi16(1));
             f->bsum2[b] =
                 _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+            memcpy(f->qs + b * QK_K, y->qs, QK_K);
         }
         return 1;
     }
@@ -526,31 +532,32 @@ static int kx_act1_prepare(uint32_t type, int64_t n, const uint8_t *a, kx_act1 *
         f->s[b] = q8_1 ? kx_h2f(ablk + 2) : 0.0f;
         f->off[b] =
             offset ? -offset * kx_hsum_i32(KX_DOT4(_mm256_set1_epi8(1), kx_load(ablk + 2))) : 0;
+        memcpy(f->qs + b * QK32, ablk + (q8_1 ? 4 : 2), QK32);
     }
     return 1;
 }
 
 /* One Q8_0 block in the decode pass: p = exact partials, then
  * acc += D * p with D = dw * da given in all lanes. */
-KX_ALWAYS_INLINE void kx_gemv_q8_0_block(const uint8_t *wblk, const uint8_t *ablk, __m256 dd,
+KX_ALWAYS_INLINE void kx_gemv_q8_0_block(const uint8_t *wblk, const int8_t *aqs, __m256 dd,
                                          __m256 *acc)
 {
     const __m256i q = kx_load(((const block_q8_0 *)wblk)->qs);
-    const __m256i p = KX_DOT4(_mm256_sign_epi8(q, q), _mm256_sign_epi8(kx_load(ablk + 2), q));
+    const __m256i p = KX_DOT4(_mm256_sign_epi8(q, q), _mm256_sign_epi8(kx_load(aqs), q));
     *acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), *acc);
 }
 
 /* One Q8_0 weight row against the prepared activation row (one lane group).
  * Blocks go four at a time so that their four weight scales are converted
  * and multiplied by the activation scales in one vector step each. */
-KX_ALWAYS_INLINE float kx_gemv_q8_0_row(int64_t nblk, const uint8_t *w, const uint8_t *a,
-                                        const kx_act1 *f)
+KX_ALWAYS_INLINE float kx_gemv_q8_0_row(int64_t nblk, const uint8_t *w, const kx_act1 *f)
 {
-    const size_t wb = sizeof(block_q8_0), ab = sizeof(block_q8_0);
+    const size_t wb = sizeof(block_q8_0), ab = QK32;
     __m256 acc = _mm256_setzero_ps();
     int64_t b = 0;
     for (; b + 4 <= nblk; b += 4) {
-        const uint8_t *wblk = w + (size_t)b * wb, *ablk = a + (size_t)b * ab;
+        const uint8_t *wblk = w + (size_t)b * wb;
+        const int8_t *ablk = f->qs + (size_t)b * ab;
         _mm_prefetch((const char *)wblk + KX_PREFETCH, _MM_HINT_T0);
         _mm_prefetch((const char *)wblk + KX_PREFETCH + 64, _MM_HINT_T0);
         const __m128 d4 = _mm_mul_ps(kx_h2f_x4(wblk, wb), _mm_loadu_ps(f->d + b));
@@ -562,7 +569,8 @@ KX_ALWAYS_INLINE float kx_gemv_q8_0_row(int64_t nblk, const uint8_t *w, const ui
     }
     for (; b < nblk; b++) {
         const uint8_t *wblk = w + (size_t)b * wb;
-        kx_gemv_q8_0_block(wblk, a + (size_t)b * ab, _mm256_set1_ps(kx_h2f(wblk) * f->d[b]), &acc);
+        kx_gemv_q8_0_block(wblk, f->qs + (size_t)b * ab, _mm256_set1_ps(kx_h2f(wblk) * f->d[b]),
+                           &acc);
     }
     return kx_fold8(acc);
 }
@@ -608,12 +616,10 @@ KX_ALWAYS_INLINE __m256 kx_h2f_x8(const uint8_t *p, size_t stride)
  * are one each for eight blocks. Blocks past the last multiple of 8 and
  * the fold finish in scalar, as the reference. */
 KX_ALWAYS_INLINE float kx_gemv_exact_row(uint32_t type, int64_t nblk, const uint8_t *w,
-                                         const uint8_t *a, const kx_act1 *f)
+                                         const kx_act1 *f)
 {
     const size_t wb = kx_legacy_bytes(type);
     const int with_min = type == TT_Q4_1 || type == TT_Q5_1;
-    const size_t ab = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    const size_t aq_off = with_min ? 4 : 2;
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
     int64_t b = 0;
@@ -624,10 +630,10 @@ KX_ALWAYS_INLINE float kx_gemv_exact_row(uint32_t type, int64_t nblk, const uint
         __m256i w2[4];
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
-            const uint8_t *ai = a + (size_t)(b + 2 * t) * ab + aq_off;
+            const int8_t *ai = f->qs + (size_t)(b + 2 * t) * QK32;
             w2[t] = KX_DOT4_PAIR(kx_exact_codes(type, wblk + (size_t)(2 * t) * wb), kx_load(ai),
                                  kx_exact_codes(type, wblk + (size_t)(2 * t + 1) * wb),
-                                 kx_load(ai + ab));
+                                 kx_load(ai + QK32));
         }
         __m256i pb = kx_sum_pairs_i32(w2);
         if (kx_code_offset(type))
@@ -642,7 +648,7 @@ KX_ALWAYS_INLINE float kx_gemv_exact_row(uint32_t type, int64_t nblk, const uint
     _mm256_storeu_ps(lane, acc);
     for (; b < nblk; b++) {
         const uint8_t *wblk = w + (size_t)b * wb;
-        const __m256i s = kx_load(a + (size_t)b * ab + aq_off);
+        const __m256i s = kx_load(f->qs + (size_t)b * QK32);
         const int32_t p = kx_hsum_i32(KX_DOT4(kx_exact_codes(type, wblk), s)) + f->off[b];
         lane[b % Q_LANES] = fmaf(kx_h2f(wblk) * f->d[b], (float)p, lane[b % Q_LANES]);
         if (with_min)
@@ -662,7 +668,7 @@ KX_ALWAYS_INLINE __m256i kx_chunk_scale(__m256i sc16, int c)
 
 /* One Q4_K/Q5_K super-block in the decode pass. */
 KX_ALWAYS_INLINE void kx_gemv_q45k_block(uint32_t type, const uint8_t *wblk, const block_q8_K *y,
-                                         __m128i bsum2, __m256 *acc, float *mins)
+                                         const int8_t *aqs, __m128i bsum2, __m256 *acc, float *mins)
 {
     const uint8_t *s = wblk + 4;
     uint32_t a, bb, c;
@@ -688,9 +694,9 @@ KX_ALWAYS_INLINE void kx_gemv_q45k_block(uint32_t type, const uint8_t *wblk, con
         __m256i lo, hi;
         kx_q45k_pair(type, qs, qh, pr, &lo, &hi);
         p = _mm256_add_epi32(
-            p, KX_DOT4_SCALED(lo, kx_load(y->qs + 64 * pr), kx_chunk_scale(sc16, 2 * pr)));
+            p, KX_DOT4_SCALED(lo, kx_load(aqs + 64 * pr), kx_chunk_scale(sc16, 2 * pr)));
         p = _mm256_add_epi32(
-            p, KX_DOT4_SCALED(hi, kx_load(y->qs + 64 * pr + 32), kx_chunk_scale(sc16, 2 * pr + 1)));
+            p, KX_DOT4_SCALED(hi, kx_load(aqs + 64 * pr + 32), kx_chunk_scale(sc16, 2 * pr + 1)));
     }
     /* S = sum_c m_c * (bsum[2c] + bsum[2c+1]), exact in int32 */
     __m128i sm = _mm_madd_epi16(mn8, bsum2);
@@ -702,7 +708,8 @@ KX_ALWAYS_INLINE void kx_gemv_q45k_block(uint32_t type, const uint8_t *wblk, con
 }
 
 /* One Q6_K super-block in the decode pass. */
-KX_ALWAYS_INLINE void kx_gemv_q6k_block(const uint8_t *wblk, const block_q8_K *y, __m256 *acc)
+KX_ALWAYS_INLINE void kx_gemv_q6k_block(const uint8_t *wblk, const block_q8_K *y, const int8_t *aqs,
+                                        __m256 *acc)
 {
     const block_q6_K *x = (const block_q6_K *)wblk;
     __m256i p = _mm256_setzero_si256();
@@ -720,7 +727,7 @@ KX_ALWAYS_INLINE void kx_gemv_q6k_block(const uint8_t *wblk, const block_q8_K *y
                 _mm256_set_m128i(_mm_set1_epi16((short)(0x0100 + 0x0202 * (2 * sub + 1))),
                                  _mm_set1_epi16((short)(0x0100 + 0x0202 * (2 * sub))));
             const __m256i scv = _mm256_shuffle_epi8(sc16, pick);
-            p = _mm256_add_epi32(p, KX_DOT4_Q6(q[sub], kx_load(y->qs + 32 * (4 * h + sub)), scv));
+            p = _mm256_add_epi32(p, KX_DOT4_Q6(q[sub], kx_load(aqs + 32 * (4 * h + sub)), scv));
         }
     }
     *acc = _mm256_fmadd_ps(_mm256_set1_ps(kx_h2f(&x->d) * y->d), _mm256_cvtepi32_ps(p), *acc);
@@ -740,19 +747,21 @@ KX_ALWAYS_INLINE float kx_gemv_kquant_row(uint32_t type, int64_t nsb, const uint
         for (size_t o = 0; o < 2 * wb; o += 64)
             _mm_prefetch((const char *)w + (size_t)b * wb + KX_PREFETCH + o, _MM_HINT_T0);
         if (type == TT_Q6_K) {
-            kx_gemv_q6k_block(w + (size_t)b * wb, y + b, &acc0);
-            kx_gemv_q6k_block(w + (size_t)(b + 1) * wb, y + b + 1, &acc1);
+            kx_gemv_q6k_block(w + (size_t)b * wb, y + b, f->qs + b * QK_K, &acc0);
+            kx_gemv_q6k_block(w + (size_t)(b + 1) * wb, y + b + 1, f->qs + (b + 1) * QK_K, &acc1);
         } else {
-            kx_gemv_q45k_block(type, w + (size_t)b * wb, y + b, f->bsum2[b], &acc0, &m0);
-            kx_gemv_q45k_block(type, w + (size_t)(b + 1) * wb, y + b + 1, f->bsum2[b + 1], &acc1,
-                               &m1);
+            kx_gemv_q45k_block(type, w + (size_t)b * wb, y + b, f->qs + b * QK_K, f->bsum2[b],
+                               &acc0, &m0);
+            kx_gemv_q45k_block(type, w + (size_t)(b + 1) * wb, y + b + 1, f->qs + (b + 1) * QK_K,
+                               f->bsum2[b + 1], &acc1, &m1);
         }
     }
     if (b < nsb) {
         if (type == TT_Q6_K)
-            kx_gemv_q6k_block(w + (size_t)b * wb, y + b, &acc0);
+            kx_gemv_q6k_block(w + (size_t)b * wb, y + b, f->qs + b * QK_K, &acc0);
         else
-            kx_gemv_q45k_block(type, w + (size_t)b * wb, y + b, f->bsum2[b], &acc0, &m0);
+            kx_gemv_q45k_block(type, w + (size_t)b * wb, y + b, f->qs + b * QK_K, f->bsum2[b],
+                               &acc0, &m0);
     }
     return kx_qresult(acc0, acc1, m0, m1, type == TT_Q6_K ? +1 : -1);
 }
@@ -780,7 +789,7 @@ static int kx_gemv(uint32_t type, int64_t n, const uint8_t *w, size_t w_stride, 
         return 0;
 #define KX_GEMV_LEGACY(T)                                                                          \
     for (int64_t r = r0; r < r1; r++)                                                              \
-        y[r] = kx_gemv_exact_row(T, n / QK32, w + (size_t)r * w_stride, a, &f);
+        y[r] = kx_gemv_exact_row(T, n / QK32, w + (size_t)r * w_stride, &f);
 #define KX_GEMV_KQUANT(T)                                                                          \
     for (int64_t r = r0; r < r1; r++)                                                              \
         y[r] = kx_gemv_kquant_row(T, n / QK_K, w + (size_t)r * w_stride, a, &f);
@@ -795,7 +804,7 @@ static int kx_gemv(uint32_t type, int64_t n, const uint8_t *w, size_t w_stride, 
         KX_GEMV_LEGACY(TT_Q5_1) break;
     case TT_Q8_0:
         for (int64_t r = r0; r < r1; r++)
-            y[r] = kx_gemv_q8_0_row(n / QK32, w + (size_t)r * w_stride, a, &f);
+            y[r] = kx_gemv_q8_0_row(n / QK32, w + (size_t)r * w_stride, &f);
         break;
     case TT_Q4_K:
         KX_GEMV_KQUANT(TT_Q4_K) break;
