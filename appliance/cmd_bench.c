@@ -295,6 +295,8 @@ static void print_text(const char *model, const bench_opts *o, const engine_mode
 {
     printf("model %s: %u layers, embedding %u, vocab %u; kernels %s; %d threads; %u reps\n", model,
            info->n_layer, info->n_embd, info->n_vocab, info->kernels, o->threads, o->reps);
+    if (info->kernels_note[0])
+        printf("kernels: a faster set was passed over: %s\n", info->kernels_note);
     printf("prefill pp%-5u %8.2f tokens/s (min %.2f, max %.2f)\n", o->n_prompt, r->prefill.median,
            r->prefill.min, r->prefill.max);
     printf("decode  tg%-5u %8.2f tokens/s (min %.2f, max %.2f)\n", o->n_gen, r->decode.median,

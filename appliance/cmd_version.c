@@ -15,7 +15,8 @@ int cmd_version(const app_ctx *ctx, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h') {
             printf("usage: %s\nPrints the version, the git commit and compiler of this build,\n"
-                   "and the kernel sets this CPU can run.\n",
+                   "the kernel sets this CPU can run, and the result of checking each SIMD set\n"
+                   "against the scalar reference, bit for bit (exit 1 if one differs).\n",
                    VERSION_USAGE);
             return EXIT_OK;
         }
@@ -26,5 +27,13 @@ int cmd_version(const app_ctx *ctx, int argc, char **argv)
     printf("appliance %s\nbuild: commit %s, %s, %s\nengine %s, kernels: %s\n", APPLIANCE_VERSION,
            APPLIANCE_GIT_COMMIT, APPLIANCE_COMPILER, APPLIANCE_BUILD_TYPE, ENGINE_VERSION,
            engine_kernels_available());
+    char report[1024];
+    const int failed = engine_kernels_self_check(report, sizeof report);
+    printf("%s", report);
+    if (failed) {
+        fprintf(stderr, "appliance version: a kernel set differs from the scalar reference; "
+                        "models load with the best set that agrees\n");
+        return EXIT_FAIL;
+    }
     return EXIT_OK;
 }

@@ -16,6 +16,7 @@ struct engine_model {
     llama_model llama;
     tokenizer *tok;
     const kernels *k;
+    char kernels_note[512]; /* why a better kernel set was passed over, or "" */
     char name[128];
 };
 
@@ -36,18 +37,25 @@ struct engine_ctx {
 engine_model *engine_model_load(const void *data, size_t size, const char *kernels_name, char *err,
                                 size_t errlen)
 {
-    const kernels *k = kernels_name ? kernels_by_name(kernels_name) : kernels_best();
+    char note[512] = "";
+    const kernels *k =
+        kernels_name ? kernels_by_name(kernels_name) : kernels_best(note, sizeof note);
     if (!k) {
         snprintf(err, errlen, "kernel set '%s' is unknown or not supported by this CPU",
                  kernels_name);
         return NULL;
     }
+    /* a set asked for by name is checked too: it must not run if it differs */
+    if (kernels_name && strcmp(k->name, "scalar") != 0 &&
+        kernels_check(k, 0, NULL, err, errlen) != 0)
+        return NULL;
     engine_model *m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, errlen, "out of memory loading a model");
         return NULL;
     }
     m->k = k;
+    snprintf(m->kernels_note, sizeof m->kernels_note, "%s", note);
     m->gguf = gguf_open(data, size, err, errlen);
     if (!m->gguf || llama_model_load(&m->llama, m->gguf, err, errlen) != 0) {
         gguf_close(m->gguf);
@@ -85,6 +93,7 @@ void engine_model_get_info(const engine_model *m, engine_model_info *info)
     info->arch = "llama";
     info->name = m->name;
     info->kernels = m->k->name;
+    info->kernels_note = m->kernels_note;
     info->n_vocab = hp->n_vocab;
     info->n_ctx_train = hp->n_ctx_train;
     info->n_layer = hp->n_layer;

@@ -21,6 +21,12 @@
  * best last. */
 const char *engine_kernels_available(void);
 
+/* Runs the thorough self-check of every SIMD kernel set this CPU has against
+ * the scalar reference (bit for bit; model loading runs a quick one) and
+ * writes one line per set to out ("avx2: bit-identical to scalar in 176
+ * cases", or the first difference). Returns 0 when all agree. */
+int engine_kernels_self_check(char *out, size_t outlen);
+
 /* ---- models ------------------------------------------------------------- */
 
 typedef struct engine_model engine_model;
@@ -29,6 +35,9 @@ typedef struct engine_model_info {
     const char *arch;    /* "llama" */
     const char *name;    /* general.name, or "" */
     const char *kernels; /* kernel set in use: "scalar", "avx2", "avx512", ... */
+    /* "" or why a faster set this CPU has was passed over: it failed the
+     * self-check against scalar that every load runs (kernels_check) */
+    const char *kernels_note;
     uint32_t n_vocab, n_ctx_train, n_layer, n_embd, n_head, n_head_kv, n_ff;
     int32_t bos, eos;                /* -1 when the vocabulary has none */
     int add_bos;                     /* prompts start with BOS (tokenizer.ggml.add_bos_token) */

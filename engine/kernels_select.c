@@ -1,8 +1,10 @@
 /* Run-time choice of the kernel set from the CPU's features. Every set
  * computes bit-identical results (kernels_impl.h), so the choice changes
- * speed only. */
+ * speed only; kernels_best confirms it on this CPU (kernels_check) before
+ * it hands out a SIMD set. */
 #include "kernels_impl.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -71,15 +73,32 @@ const kernels *kernels_by_name(const char *name)
     return NULL;
 }
 
-const kernels *kernels_best(void)
+/* Appends why (a kernels_check error, which names the set) to note. */
+static void note_failure(char *note, size_t notelen, const char *why)
 {
+    const size_t used = note ? strlen(note) : 0;
+    if (note && used < notelen)
+        snprintf(note + used, notelen - used, "%s%s", used ? "; " : "", why);
+}
+
+const kernels *kernels_best(char *note, size_t notelen)
+{
+    const kernels *candidates[2] = {NULL, NULL};
 #if defined(__x86_64__)
-    if (cpu_has_avx512())
-        return &kernels_avx512;
-    if (cpu_has_avx2())
-        return &kernels_avx2;
+    candidates[0] = cpu_has_avx512() ? &kernels_avx512 : NULL;
+    candidates[1] = cpu_has_avx2() ? &kernels_avx2 : NULL;
 #elif defined(__aarch64__)
-    return &kernels_neon;
+    candidates[0] = &kernels_neon;
 #endif
+    if (note && notelen)
+        note[0] = '\0';
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        char why[256];
+        if (!candidates[i])
+            continue;
+        if (kernels_check(candidates[i], 0, NULL, why, sizeof why) == 0)
+            return candidates[i];
+        note_failure(note, notelen, why);
+    }
     return &kernels_scalar;
 }

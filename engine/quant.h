@@ -86,10 +86,18 @@ typedef struct kernels {
                     size_t a_stride, int64_t nb, float *y, size_t y_stride, int64_t r0, int64_t r1);
 } kernels;
 
-/* Best kernel set for this CPU, or the one named (NULL when the name is
- * unknown or the CPU lacks it). "scalar" always exists. */
-const kernels *kernels_best(void);
+/* The one named (NULL when the name is unknown or the CPU lacks it), or the
+ * best set this CPU runs that passes the quick kernels_check; when a better
+ * set fails it, note (if not NULL) says which and why. "scalar" always
+ * exists. */
+const kernels *kernels_best(char *note, size_t notelen);
 const kernels *kernels_by_name(const char *name);
+/* Compares k with the scalar reference bit for bit (activation quantizer
+ * bytes and products of every supported type, on every path k has; quick,
+ * or thorough with longer rows too). Returns 0 when all agree, 1 at the
+ * first difference, -1 when out of memory; err says which. cases (if not
+ * NULL) gets the number of cases that agreed. kernels_check.c */
+int kernels_check(const kernels *k, int thorough, int *cases, char *err, size_t errlen);
 /* Space-separated names of every set this CPU can run, best last. */
 const char *kernels_available(void);
 

@@ -14,6 +14,11 @@ expect_rc 0 "$APP" --version
 assert_grep "appliance 0." "$T/out"
 assert_grep "build: commit " "$T/out"
 assert_grep "kernels: scalar" "$T/out"
+# `version` also checks every SIMD kernel set against scalar, bit for bit
+expect_rc 0 "$APP" version
+if grep -q "kernels: scalar ." "$T/out"; then
+    assert_grep "bit-identical to scalar in 176 cases" "$T/out"
+fi
 
 expect_rc 2 "$APP"
 assert_grep "no command given" "$T/err"

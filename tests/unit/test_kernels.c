@@ -177,9 +177,13 @@ static void test_selection(void **state)
     assert_string_equal(kernels_by_name("scalar")->name, "scalar");
     assert_null(kernels_by_name("sse9"));
     assert_null(kernels_by_name(NULL));
-    const kernels *best = kernels_best();
+    char note[512];
+    const kernels *best = kernels_best(note, sizeof note);
     assert_non_null(best);
     assert_non_null(strstr(avail, best->name));
+    /* the best set is the last advertised: every set here passes the check */
+    assert_string_equal(note, "");
+    assert_string_equal(strrchr(avail, ' ') ? strrchr(avail, ' ') + 1 : avail, best->name);
     /* every advertised name resolves to a table of that name */
     char buf[128];
     snprintf(buf, sizeof buf, "%s", avail);
@@ -190,6 +194,74 @@ static void test_selection(void **state)
         assert_string_equal(k->name, tok);
     }
     printf("kernel sets on this CPU: %s (best: %s)\n", avail, best->name);
+}
+
+static size_t simd_sets(const kernels *sets[3]);
+
+/* The self-check that model loading runs: every SIMD set of this CPU
+ * passes it (quick and thorough, every case counted), and the public
+ * report says so. */
+static void test_kernels_check_passes(void **state)
+{
+    (void)state;
+    char err[256], report[1024];
+    const kernels *sets[3];
+    const size_t n_sets = simd_sets(sets);
+    for (size_t i = 0; i < n_sets; i++) {
+        int quick = 0, thorough = 0;
+        assert_int_equal(kernels_check(sets[i], 0, &quick, err, sizeof err), 0);
+        assert_int_equal(kernels_check(sets[i], 1, &thorough, err, sizeof err), 0);
+        /* 11 types x 4 batch sizes x 2 kinds of blocks, x 2 lengths when thorough */
+        assert_int_equal(quick, 88);
+        assert_int_equal(thorough, 176);
+    }
+    assert_int_equal(engine_kernels_self_check(report, sizeof report), 0);
+    if (n_sets)
+        assert_non_null(strstr(report, "bit-identical to scalar in 176 cases"));
+    else
+        printf("no SIMD kernel set on this CPU: nothing to check against scalar\n");
+}
+
+/* A set that differs from scalar in one output bit of one path, or in one
+ * quantizer byte, fails the check, and the error names where. */
+static void mul_mat_off_by_one_bit(uint32_t type, int64_t n, const void *w, size_t w_stride,
+                                   const void *a, size_t a_stride, int64_t nb, float *y,
+                                   size_t y_stride, int64_t r0, int64_t r1)
+{
+    kernels_by_name("scalar")->mul_mat(type, n, w, w_stride, a, a_stride, nb, y, y_stride, r0, r1);
+    if (type == TT_Q6_K && nb == 9) { /* only the 8-row tile path of one type */
+        uint32_t bits;
+        float *last = &y[(size_t)(nb - 1) * y_stride + (size_t)(r1 - 1)];
+        memcpy(&bits, last, 4);
+        bits ^= 1u;
+        memcpy(last, &bits, 4);
+    }
+}
+
+static void quantizer_off_by_one(uint32_t type, const float *x, void *out, int64_t n)
+{
+    kernels_by_name("scalar")->quantize_activations(type, x, out, n);
+    if (type == TT_Q5_1)
+        ((uint8_t *)out)[n > 64 ? 40 : 4] ^= 1u; /* one code of the second block */
+}
+
+static void test_kernels_check_catches_a_difference(void **state)
+{
+    (void)state;
+    char err[256];
+    const kernels *scalar = kernels_by_name("scalar");
+    const kernels bad_product = {"bad-product", scalar->quantize_activations,
+                                 mul_mat_off_by_one_bit};
+    const kernels bad_quantizer = {"bad-quantizer", quantizer_off_by_one, scalar->mul_mat};
+    int cases = -1;
+    assert_int_equal(kernels_check(&bad_product, 0, &cases, err, sizeof err), 1);
+    assert_non_null(strstr(err, "kernel set bad-product: q6_K n=768 nb=9 output"));
+    assert_int_equal(cases, 10 * 8 + 6); /* 10 types before q6_K, then nb 1, 3 and 6 agreed */
+    assert_int_equal(kernels_check(&bad_quantizer, 1, NULL, err, sizeof err), 1);
+    assert_string_equal(err,
+                        "kernel set bad-quantizer: q5_1 activation quantizer differs from scalar "
+                        "(n=288)");
+    assert_int_equal(kernels_check(scalar, 0, &cases, err, sizeof err), 0);
 }
 
 /* Scalar mul_mat against a double-precision dot of the dequantized weight
@@ -604,6 +676,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_selection),
+        cmocka_unit_test(test_kernels_check_passes),
+        cmocka_unit_test(test_kernels_check_catches_a_difference),
         cmocka_unit_test(test_activation_formats),
         cmocka_unit_test(test_scalar_matches_dequantized_dot),
         cmocka_unit_test(test_simd_bit_identical),
