@@ -23,7 +23,7 @@ const char *engine_kernels_available(void);
 
 /* Runs the thorough self-check of every SIMD kernel set this CPU has against
  * the scalar reference (bit for bit; model loading runs a quick one) and
- * writes one line per set to out ("avx2: bit-identical to scalar in 176
+ * writes one line per set to out ("avx2: bit-identical to scalar in 177
  * cases", or the first difference). Returns 0 when all agree. */
 int engine_kernels_self_check(char *out, size_t outlen);
 

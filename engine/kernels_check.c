@@ -2,11 +2,12 @@
  * bit: the activation quantizer's bytes and the products of every supported
  * weight type, on deterministic pseudo-random inputs that reach each path a
  * set has (one activation row, small batches, 4- and 8-row tiles, whole
- * lane groups and their tails). Model loading runs the quick form before it
- * trusts a SIMD set, so a set that computes anything differently on some
- * CPU (a compiler or emulator fault, a path never run on that CPU family)
- * is passed over instead of silently breaking the replay of attestations;
- * tests/kernels_selfcheck.c runs the thorough form on emulated CPUs. */
+ * lane groups and their tails), and the attention helpers (every half
+ * converted; dots and row updates with and without a tail). Model loading runs the quick form
+ * before it trusts a SIMD set, so a set that computes anything differently on some CPU (a compiler
+ * or emulator fault, a path never run on that CPU family) is passed over instead of silently
+ * breaking the replay of attestations; tests/kernels_selfcheck.c runs the thorough form on emulated
+ * CPUs. */
 #include "kernels_impl.h"
 
 #include <stdio.h>
@@ -112,6 +113,59 @@ static void free_bufs(check_bufs *c)
     free(c->y_ref);
 }
 
+/* The attention helpers: every half converted, and dots and row updates at
+ * a head's length and at one with a tail. 0 when k equals scalar. */
+static int check_attention(const kernels *k, uint64_t *s, char *err, size_t errlen)
+{
+    enum { HALVES = 65536, N = 64, ROWS = 5 };
+    uint16_t *h = malloc(HALVES * sizeof *h);
+    float *f = malloc(HALVES * sizeof *f), *f_ref = malloc(HALVES * sizeof *f_ref);
+    int rc = 0;
+    if (!h || !f || !f_ref) {
+        snprintf(err, errlen, "kernel check: out of memory");
+        rc = -1;
+        goto out;
+    }
+    for (uint32_t i = 0; i < HALVES; i++)
+        h[i] = (uint16_t)i;
+    k->f16_to_f32(h, f, HALVES);
+    kernels_scalar.f16_to_f32(h, f_ref, HALVES);
+    for (uint32_t i = 0; rc == 0 && i < HALVES; i++)
+        if (memcmp(&f[i], &f_ref[i], sizeof *f) != 0) {
+            uint32_t got, want;
+            memcpy(&got, &f[i], 4);
+            memcpy(&want, &f_ref[i], 4);
+            snprintf(err, errlen, "kernel set %s: half 0x%04x converts to 0x%08x, scalar 0x%08x",
+                     k->name, i, got, want);
+            rc = 1;
+        }
+    /* in f: a query, ROWS rows of N and the ROWS row weights; in f_ref: y twice */
+    for (uint32_t n = N - 27; rc == 0 && n <= N; n += 27) {
+        float *x = f, *a = f + N * (ROWS + 1), *y = f_ref, *y_ref = f_ref + N;
+        for (uint32_t i = 0; i < N * (ROWS + 1) + ROWS; i++)
+            f[i] = check_uniform(s);
+        for (uint32_t i = 0; i < N; i++)
+            y[i] = y_ref[i] = check_uniform(s);
+        const float d = k->dot_f32(x, x + N, n), d_ref = kernels_scalar.dot_f32(x, x + N, n);
+        k->axpy_rows(y, a, x + N, ROWS, n);
+        kernels_scalar.axpy_rows(y_ref, a, x + N, ROWS, n);
+        if (memcmp(&d, &d_ref, sizeof d) != 0) {
+            snprintf(err, errlen, "kernel set %s: attention dot of %u is %.9g, scalar %.9g",
+                     k->name, n, (double)d, (double)d_ref);
+            rc = 1;
+        } else if (memcmp(y, y_ref, n * sizeof *y) != 0) {
+            snprintf(err, errlen, "kernel set %s: attention row update of %u differs from scalar",
+                     k->name, n);
+            rc = 1;
+        }
+    }
+out:
+    free(h);
+    free(f);
+    free(f_ref);
+    return rc;
+}
+
 int kernels_check(const kernels *k, int thorough, int *cases, char *err, size_t errlen)
 {
     static const uint32_t types[] = {TT_F32,  TT_F16,  TT_BF16, TT_Q4_0, TT_Q4_1, TT_Q5_0,
@@ -145,6 +199,10 @@ int kernels_check(const kernels *k, int thorough, int *cases, char *err, size_t 
                 }
     }
     free_bufs(&c);
+    if (rc == 0) {
+        rc = check_attention(k, &s, err, errlen);
+        n_cases += rc == 0;
+    }
     if (cases)
         *cases = n_cases;
     return rc;

@@ -166,6 +166,11 @@ void kernels_quantize_activations_ref(uint32_t weight_type, const float *x, void
  * specialise. Returns 0 for unsupported types. */
 float kernels_dot_scalar(uint32_t weight_type, int64_t n, const void *w, const void *a);
 
+/* The references of the attention helpers (kernels_scalar.c), which the
+ * NEON set shares. */
+float kernels_dot_f32_ref(const float *a, const float *b, uint32_t n);
+void kernels_axpy_rows_ref(float *y, const float *a, const float *x, uint32_t nt, uint32_t n);
+
 extern const kernels kernels_scalar;
 #if defined(__x86_64__)
 extern const kernels kernels_avx2;

@@ -292,4 +292,9 @@ static void neon_mul_mat(uint32_t weight_type, int64_t n, const void *w, size_t 
                 neon_dot(weight_type, n, wp + (size_t)r * w_stride, ap + (size_t)b * a_stride);
 }
 
-const kernels kernels_neon = {"neon", kernels_quantize_activations_ref, neon_mul_mat};
+const kernels kernels_neon = {"neon",
+                              kernels_quantize_activations_ref,
+                              neon_mul_mat,
+                              f16_to_f32_row,
+                              kernels_dot_f32_ref,
+                              kernels_axpy_rows_ref};

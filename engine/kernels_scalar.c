@@ -285,4 +285,103 @@ static void mul_mat_scalar(uint32_t weight_type, int64_t n, const void *w, size_
                 weight_type, n, wp + (size_t)r * w_stride, ap + (size_t)b * a_stride);
 }
 
-const kernels kernels_scalar = {"scalar", kernels_quantize_activations_ref, mul_mat_scalar};
+/* ---- attention helpers --------------------------------------------------- */
+
+/* Four-float vectors (GNU C; SSE2/NEON registers): each lane is its own
+ * sum, so the order of every float operation is fixed by this code, not by
+ * the compiler or the CPU. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static v4f load4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+typedef uint32_t v4u __attribute__((vector_size(16)));
+
+/* Four F16 values as F32, exactly: the magnitude bits shifted into place are
+ * a float 2^112 too small (for subnormal halves too), so one exact multiply
+ * rebases the exponent; infinities and NaNs get the all-ones exponent. */
+typedef uint16_t v4h __attribute__((vector_size(8)));
+
+static v4f f16x4(const uint16_t *h)
+{
+    v4h hv;
+    memcpy(&hv, h, sizeof hv); /* one 8-byte load, widened in registers */
+    v4u x = __builtin_convertvector(hv, v4u), u, mag = (x & 0x7fffu) << 13;
+    v4f f;
+    memcpy(&f, &mag, sizeof f);
+    f *= 0x1p112f;
+    memcpy(&u, &f, sizeof u);
+    u |= (v4u)((x & 0x7c00u) == 0x7c00u) & 0x7f800000u;
+    /* NaNs come out quiet, as F16C's conversion makes them */
+    u |= (v4u)(((x & 0x7c00u) == 0x7c00u) & ((x & 0x3ffu) != 0)) & 0x00400000u;
+    u |= (x & 0x8000u) << 16;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f f = f16x4(src + i);
+        memcpy(dst + i, &f, sizeof f);
+    }
+    if (i < n) { /* the last 1-3 halves, by the same conversion */
+        uint16_t h[4] = {0, 0, 0, 0};
+        memcpy(h, src + i, (n - i) * sizeof *h);
+        v4f f = f16x4(h);
+        memcpy(dst + i, &f, (n - i) * sizeof *dst);
+    }
+}
+
+/* Dot product in one fixed order: element i goes to partial sum i % 8 (two
+ * 4-lane vectors), and the eight sums are combined pairwise at the end. */
+float kernels_dot_f32_ref(const float *a, const float *b, uint32_t n)
+{
+    v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        lo += load4(a + i) * load4(b + i);
+        hi += load4(a + i + 4) * load4(b + i + 4);
+    }
+    float acc[8] = {lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]};
+    for (; i < n; i++)
+        acc[i % 8] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* y += a[t] * x[t] for t = 0..nt-1 (x: nt rows of n floats), element by
+ * element in t order (y[i] = y[i] + a[t] * x[t][i], two roundings, as every
+ * path computes it), with 32 outputs at a time held in registers across the
+ * rows instead of stored after each one. */
+void kernels_axpy_rows_ref(float *y, const float *a, const float *x, uint32_t nt, uint32_t n)
+{
+    uint32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        v4f acc[8];
+        for (int k = 0; k < 8; k++)
+            acc[k] = load4(y + i + 4 * k);
+        for (uint32_t t = 0; t < nt; t++) {
+            const v4f av = {a[t], a[t], a[t], a[t]};
+            const float *xt = x + (size_t)t * n + i;
+            for (int k = 0; k < 8; k++)
+                acc[k] = acc[k] + av * load4(xt + 4 * k);
+        }
+        for (int k = 0; k < 8; k++)
+            memcpy(y + i + 4 * k, &acc[k], sizeof acc[k]);
+    }
+    for (; i < n; i++)
+        for (uint32_t t = 0; t < nt; t++)
+            y[i] += a[t] * x[(size_t)t * n + i];
+}
+
+const kernels kernels_scalar = {"scalar",
+                                kernels_quantize_activations_ref,
+                                mul_mat_scalar,
+                                f16_to_f32_row,
+                                kernels_dot_f32_ref,
+                                kernels_axpy_rows_ref};

@@ -1039,6 +1039,60 @@ static void kx_quantize_activations(uint32_t weight_type, const float *x, void *
     }
 }
 
-const kernels KX_KERNELS = {KX_NAME, kx_quantize_activations, kx_mul_mat};
+/* ------------------------------------------------------------- attention */
+
+/* F16C converts exactly and quiets NaNs, as the reference does. */
+static void kx_f16_to_f32(const uint16_t *src, float *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++)
+        dst[i] = _cvtsh_ss(src[i]);
+}
+
+/* Element i into lane i % 8 (a rounded product, then an add, never an
+ * fmadd), folded as lanes_fold: the reference's two 4-lane vectors are
+ * this vector's halves. */
+static float kx_dot_f32(const float *a, const float *b, uint32_t n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    if (i == n)
+        return kx_fold8(acc);
+    float lane[8];
+    _mm256_storeu_ps(lane, acc);
+    for (; i < n; i++)
+        lane[i % 8] += a[i] * b[i];
+    return lanes_fold(lane, 8);
+}
+
+/* y[i] = y[i] + a[t] * x[t][i], rows in order, 32 outputs held in
+ * registers across the rows. */
+static void kx_axpy_rows(float *y, const float *a, const float *x, uint32_t nt, uint32_t n)
+{
+    uint32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 acc[4];
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_loadu_ps(y + i + 8 * k);
+        for (uint32_t t = 0; t < nt; t++) {
+            const __m256 av = _mm256_set1_ps(a[t]);
+            const float *xt = x + (size_t)t * n + i;
+            for (int k = 0; k < 4; k++)
+                acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(av, _mm256_loadu_ps(xt + 8 * k)));
+        }
+        for (int k = 0; k < 4; k++)
+            _mm256_storeu_ps(y + i + 8 * k, acc[k]);
+    }
+    for (; i < n; i++)
+        for (uint32_t t = 0; t < nt; t++)
+            y[i] += a[t] * x[(size_t)t * n + i];
+}
+
+const kernels KX_KERNELS = {
+    KX_NAME, kx_quantize_activations, kx_mul_mat, kx_f16_to_f32, kx_dot_f32, kx_axpy_rows};
 
 #endif

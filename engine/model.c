@@ -602,92 +602,6 @@ static uint16_t *cache_row(uint16_t *cache, const llama_hparams *hp, uint32_t n_
     return cache + ((size_t)layer * n_ctx + pos) * kv;
 }
 
-/* Four-float vectors (GNU C; SSE2/NEON registers): each lane is its own
- * sum, so the order of every float operation is fixed by this code, not by
- * the compiler or the CPU. */
-typedef float v4f __attribute__((vector_size(16)));
-
-static v4f load4(const float *p)
-{
-    v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-typedef uint32_t v4u __attribute__((vector_size(16)));
-
-/* Four F16 values as F32, exactly: the magnitude bits shifted into place are
- * a float 2^112 too small (for subnormal halves too), so one exact multiply
- * rebases the exponent; infinities and NaNs get the all-ones exponent. */
-typedef uint16_t v4h __attribute__((vector_size(8)));
-
-static v4f f16x4(const uint16_t *h)
-{
-    v4h hv;
-    memcpy(&hv, h, sizeof hv); /* one 8-byte load, widened in registers */
-    v4u x = __builtin_convertvector(hv, v4u), u, mag = (x & 0x7fffu) << 13;
-    v4f f;
-    memcpy(&f, &mag, sizeof f);
-    f *= 0x1p112f;
-    memcpy(&u, &f, sizeof u);
-    u |= (v4u)((x & 0x7c00u) == 0x7c00u) & 0x7f800000u;
-    u |= (x & 0x8000u) << 16;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
-{
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        v4f f = f16x4(src + i);
-        memcpy(dst + i, &f, sizeof f);
-    }
-    for (; i < n; i++)
-        dst[i] = fp16_to_fp32(src[i]);
-}
-
-/* Dot product in one fixed order: element i goes to partial sum i % 8 (two
- * 4-lane vectors), and the eight sums are combined pairwise at the end. */
-static float dot_lanes8(const float *a, const float *b, uint32_t n)
-{
-    v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
-    uint32_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        lo += load4(a + i) * load4(b + i);
-        hi += load4(a + i + 4) * load4(b + i + 4);
-    }
-    float acc[8] = {lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]};
-    for (; i < n; i++)
-        acc[i % 8] += a[i] * b[i];
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
-
-/* y += a[t] * x[t] for t = 0..nt-1 (x: nt rows of n floats), element by
- * element in t order (y[i] = y[i] + a[t] * x[t][i], two roundings, as every
- * path computes it), with 32 outputs at a time held in registers across the
- * rows instead of stored after each one. */
-static void axpy_rows(float *y, const float *a, const float *x, uint32_t nt, uint32_t n)
-{
-    uint32_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        v4f acc[8];
-        for (int k = 0; k < 8; k++)
-            acc[k] = load4(y + i + 4 * k);
-        for (uint32_t t = 0; t < nt; t++) {
-            const v4f av = {a[t], a[t], a[t], a[t]};
-            const float *xt = x + (size_t)t * n + i;
-            for (int k = 0; k < 8; k++)
-                acc[k] = acc[k] + av * load4(xt + 4 * k);
-        }
-        for (int k = 0; k < 8; k++)
-            memcpy(y + i + 4 * k, &acc[k], sizeof acc[k]);
-    }
-    for (; i < n; i++)
-        for (uint32_t t = 0; t < nt; t++)
-            y[i] += a[t] * x[(size_t)t * n + i];
-}
-
 /* Sums 16 floats as a halving tree (lane i + lane i+8, then +4, +2, +1),
  * the order of a 16-lane vector's horizontal sum. */
 static float lanes_fold16(float *l)
@@ -734,6 +648,7 @@ static void attention_group(const attn_job *j, uint32_t b, uint32_t kvh, float *
 {
     const llama_hparams *hp = &j->r->m->hp;
     llama_state *s = j->r->s;
+    const kernels *k = j->r->k;
     const uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const uint32_t last = j->pos + b, kvo = kvh * hd;
     const float scale = 1.0f / sqrtf((float)hd);
@@ -743,9 +658,9 @@ static void attention_group(const attn_job *j, uint32_t b, uint32_t kvh, float *
     for (uint32_t i = 0; i < group * hd; i++)
         q0[i] = round_f16(q0[i]);
     for (uint32_t t = 0; t <= last; t++) {
-        f16_to_f32_row(cache_row(s->key_cache, hp, s->n_ctx, j->layer, t) + kvo, row, hd);
+        k->f16_to_f32(cache_row(s->key_cache, hp, s->n_ctx, j->layer, t) + kvo, row, hd);
         for (uint32_t g = 0; g < group; g++)
-            scratch[(size_t)g * s->n_ctx + t] = dot_lanes8(q0 + (size_t)g * hd, row, hd) * scale;
+            scratch[(size_t)g * s->n_ctx + t] = k->dot_f32(q0 + (size_t)g * hd, row, hd) * scale;
     }
     for (uint32_t g = 0; g < group; g++)
         softmax_f16(scratch + (size_t)g * s->n_ctx, last + 1);
@@ -753,10 +668,10 @@ static void attention_group(const attn_job *j, uint32_t b, uint32_t kvh, float *
     for (uint32_t t0 = 0; t0 <= last; t0 += ATTN_V_TILE) {
         const uint32_t nt = last + 1 - t0 < ATTN_V_TILE ? last + 1 - t0 : ATTN_V_TILE;
         for (uint32_t t = 0; t < nt; t++)
-            f16_to_f32_row(cache_row(s->value_cache, hp, s->n_ctx, j->layer, t0 + t) + kvo,
-                           row + (size_t)t * hd, hd);
+            k->f16_to_f32(cache_row(s->value_cache, hp, s->n_ctx, j->layer, t0 + t) + kvo,
+                          row + (size_t)t * hd, hd);
         for (uint32_t g = 0; g < group; g++)
-            axpy_rows(out0 + (size_t)g * hd, scratch + (size_t)g * s->n_ctx + t0, row, nt, hd);
+            k->axpy_rows(out0 + (size_t)g * hd, scratch + (size_t)g * s->n_ctx + t0, row, nt, hd);
     }
 }
 

@@ -57,10 +57,6 @@ typedef struct llama_state {
     float *logits;                              /* [logits_all ? n_batch : 1][n_vocab] */
 } llama_state;
 
-/* Converts n F16 values to F32 exactly (as fp16_to_fp32), four at a time;
- * the attention's conversion of the cache, exposed for its test. */
-void f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
-
 int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint32_t n_batch,
                      int n_threads, int logits_all, char *err, size_t errlen);
 void llama_state_free(llama_state *s);

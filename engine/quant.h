@@ -84,7 +84,18 @@ typedef struct kernels {
      * and y are 4-byte aligned, w and w_stride 2-byte aligned (GGUF data is). */
     void (*mul_mat)(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, const void *a,
                     size_t a_stride, int64_t nb, float *y, size_t y_stride, int64_t r0, int64_t r1);
+    /* Attention, the same arithmetic on every set (the references are in
+     * kernels_scalar.c): n F16 values as F32 (exact; NaNs quiet); the dot of
+     * a and b with element i in partial sum i % 8, each a product rounded
+     * then added, folded as lanes_fold; y[i] = y[i] + a[t] * x[t][i] for
+     * t = 0..nt-1 in order (x: nt rows of n floats, two roundings each). */
+    void (*f16_to_f32)(const uint16_t *src, float *dst, size_t n);
+    float (*dot_f32)(const float *a, const float *b, uint32_t n);
+    void (*axpy_rows)(float *y, const float *a, const float *x, uint32_t nt, uint32_t n);
 } kernels;
+
+/* The scalar set's F16 -> F32 row conversion (the KV cache's). */
+void f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
 
 /* The one named (NULL when the name is unknown or the CPU lacks it), or the
  * best set this CPU runs that passes the quick kernels_check; when a better

@@ -211,13 +211,14 @@ static void test_kernels_check_passes(void **state)
         int quick = 0, thorough = 0;
         assert_int_equal(kernels_check(sets[i], 0, &quick, err, sizeof err), 0);
         assert_int_equal(kernels_check(sets[i], 1, &thorough, err, sizeof err), 0);
-        /* 11 types x 4 batch sizes x 2 kinds of blocks, x 2 lengths when thorough */
-        assert_int_equal(quick, 88);
-        assert_int_equal(thorough, 176);
+        /* 11 types x 4 batch sizes x 2 kinds of blocks (x 2 lengths when
+         * thorough), and the attention helpers */
+        assert_int_equal(quick, 89);
+        assert_int_equal(thorough, 177);
     }
     assert_int_equal(engine_kernels_self_check(report, sizeof report), 0);
     if (n_sets)
-        assert_non_null(strstr(report, "bit-identical to scalar in 176 cases"));
+        assert_non_null(strstr(report, "bit-identical to scalar in 177 cases"));
     else
         printf("no SIMD kernel set on this CPU: nothing to check against scalar\n");
 }
@@ -245,14 +246,27 @@ static void quantizer_off_by_one(uint32_t type, const float *x, void *out, int64
         ((uint8_t *)out)[n > 64 ? 40 : 4] ^= 1u; /* one code of the second block */
 }
 
+/* The reference dot's lanes, but fused multiply-adds: what a SIMD port that
+ * let FMA in would compute. */
+static float dot_with_fma(const float *a, const float *b, uint32_t n)
+{
+    float lane[8] = {0};
+    for (uint32_t i = 0; i < n; i++)
+        lane[i % 8] = fmaf(a[i], b[i], lane[i % 8]);
+    return ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+           ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+
 static void test_kernels_check_catches_a_difference(void **state)
 {
     (void)state;
     char err[256];
     const kernels *scalar = kernels_by_name("scalar");
-    const kernels bad_product = {"bad-product", scalar->quantize_activations,
-                                 mul_mat_off_by_one_bit};
-    const kernels bad_quantizer = {"bad-quantizer", quantizer_off_by_one, scalar->mul_mat};
+    kernels bad_product = *scalar, bad_quantizer = *scalar;
+    bad_product.name = "bad-product";
+    bad_product.mul_mat = mul_mat_off_by_one_bit;
+    bad_quantizer.name = "bad-quantizer";
+    bad_quantizer.quantize_activations = quantizer_off_by_one;
     int cases = -1;
     assert_int_equal(kernels_check(&bad_product, 0, &cases, err, sizeof err), 1);
     assert_non_null(strstr(err, "kernel set bad-product: q6_K n=768 nb=9 output"));
@@ -261,6 +275,11 @@ static void test_kernels_check_catches_a_difference(void **state)
     assert_string_equal(err,
                         "kernel set bad-quantizer: q5_1 activation quantizer differs from scalar "
                         "(n=288)");
+    kernels bad_dot = *scalar;
+    bad_dot.name = "bad-dot";
+    bad_dot.dot_f32 = dot_with_fma;
+    assert_int_equal(kernels_check(&bad_dot, 0, &cases, err, sizeof err), 1);
+    assert_non_null(strstr(err, "kernel set bad-dot: attention dot of 37 is"));
     assert_int_equal(kernels_check(scalar, 0, &cases, err, sizeof err), 0);
 }
 
