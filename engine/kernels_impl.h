@@ -168,7 +168,8 @@ float kernels_dot_scalar(uint32_t weight_type, int64_t n, const void *w, const v
 
 /* The references of the attention helpers (kernels_scalar.c), which the
  * NEON set shares. */
-float kernels_dot_f32_ref(const float *a, const float *b, uint32_t n);
+void kernels_dot_f32_ref(const float *q, size_t q_stride, uint32_t nq, const float *b, uint32_t n,
+                         float *out);
 void kernels_axpy_rows_ref(float *y, const float *a, const float *x, uint32_t nt, uint32_t n);
 
 extern const kernels kernels_scalar;

@@ -340,7 +340,7 @@ void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 
 /* Dot product in one fixed order: element i goes to partial sum i % 8 (two
  * 4-lane vectors), and the eight sums are combined pairwise at the end. */
-float kernels_dot_f32_ref(const float *a, const float *b, uint32_t n)
+static float dot_lanes8(const float *a, const float *b, uint32_t n)
 {
     v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
     uint32_t i = 0;
@@ -352,6 +352,13 @@ float kernels_dot_f32_ref(const float *a, const float *b, uint32_t n)
     for (; i < n; i++)
         acc[i % 8] += a[i] * b[i];
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+void kernels_dot_f32_ref(const float *q, size_t q_stride, uint32_t nq, const float *b, uint32_t n,
+                         float *out)
+{
+    for (uint32_t g = 0; g < nq; g++)
+        out[g] = dot_lanes8(q + g * q_stride, b, n);
 }
 
 /* y += a[t] * x[t] for t = 0..nt-1 (x: nt rows of n floats), element by

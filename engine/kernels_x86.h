@@ -1051,10 +1051,10 @@ static void kx_f16_to_f32(const uint16_t *src, float *dst, size_t n)
         dst[i] = _cvtsh_ss(src[i]);
 }
 
-/* Element i into lane i % 8 (a rounded product, then an add, never an
- * fmadd), folded as lanes_fold: the reference's two 4-lane vectors are
- * this vector's halves. */
-static float kx_dot_f32(const float *a, const float *b, uint32_t n)
+/* One dot: element i into lane i % 8 (a rounded product, then an add,
+ * never an fmadd), folded as lanes_fold: the reference's two 4-lane
+ * vectors are this vector's halves. */
+static float kx_dot_f32_one(const float *a, const float *b, uint32_t n)
 {
     __m256 acc = _mm256_setzero_ps();
     uint32_t i = 0;
@@ -1067,6 +1067,38 @@ static float kx_dot_f32(const float *a, const float *b, uint32_t n)
     for (; i < n; i++)
         lane[i % 8] += a[i] * b[i];
     return lanes_fold(lane, 8);
+}
+
+/* Two query rows against one key row (n a multiple of 8), the key loaded
+ * once, and both folds in one vector: lanes_fold's first step adds the
+ * halves (one permute puts row 0's in the low half, row 1's in the high),
+ * the second adds lanes two apart, the third neighbours; IEEE addition
+ * commutes, so the swapped copies give the same sums. */
+static void kx_dot_f32_two(const float *q0, const float *q1, const float *b, uint32_t n, float *out)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (uint32_t i = 0; i < n; i += 8) {
+        const __m256 bv = _mm256_loadu_ps(b + i);
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_loadu_ps(q0 + i), bv));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_loadu_ps(q1 + i), bv));
+    }
+    __m256 t =
+        _mm256_add_ps(_mm256_permute2f128_ps(a0, a1, 0x20), _mm256_permute2f128_ps(a0, a1, 0x31));
+    t = _mm256_add_ps(t, _mm256_permute_ps(t, 0x4E));
+    t = _mm256_add_ps(t, _mm256_permute_ps(t, 0xB1));
+    out[0] = _mm256_cvtss_f32(t);
+    out[1] = _mm_cvtss_f32(_mm256_extractf128_ps(t, 1));
+}
+
+static void kx_dot_f32(const float *q, size_t q_stride, uint32_t nq, const float *b, uint32_t n,
+                       float *out)
+{
+    uint32_t g = 0;
+    if (n % 8 == 0)
+        for (; g + 2 <= nq; g += 2)
+            kx_dot_f32_two(q + g * q_stride, q + (g + 1) * q_stride, b, n, out + g);
+    for (; g < nq; g++)
+        out[g] = kx_dot_f32_one(q + g * q_stride, b, n);
 }
 
 /* y[i] = y[i] + a[t] * x[t][i], rows in order, 32 outputs held in

@@ -314,10 +314,12 @@ static float *alloc_floats(size_t n, int *failed)
 #define ATTN_V_TILE 32
 
 /* Per-thread attention scratch: the scores of one query-head group over
- * the context, and ATTN_V_TILE key or value rows converted to F32. */
+ * the context, ATTN_V_TILE key or value rows converted to F32, and the
+ * group's dots with one key row. */
 static size_t attn_scratch_floats(const llama_hparams *hp, uint32_t n_ctx)
 {
-    return (size_t)(hp->n_head / hp->n_head_kv) * n_ctx + (size_t)ATTN_V_TILE * hp->head_dim;
+    const size_t group = hp->n_head / hp->n_head_kv;
+    return group * n_ctx + (size_t)ATTN_V_TILE * hp->head_dim + group;
 }
 
 int llama_state_init(llama_state *s, const llama_model *m, uint32_t n_ctx, uint32_t n_batch,
@@ -653,14 +655,16 @@ static void attention_group(const attn_job *j, uint32_t b, uint32_t kvh, float *
     const uint32_t last = j->pos + b, kvo = kvh * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     float *row = scratch + (size_t)group * s->n_ctx; /* converted K or V rows */
+    float *dots = row + (size_t)ATTN_V_TILE * hd;
     float *q0 = s->q + ((size_t)b * hp->n_head + (size_t)kvh * group) * hd;
     float *out0 = s->xb2 + ((size_t)b * hp->n_head + (size_t)kvh * group) * hd;
     for (uint32_t i = 0; i < group * hd; i++)
         q0[i] = round_f16(q0[i]);
     for (uint32_t t = 0; t <= last; t++) {
         k->f16_to_f32(cache_row(s->key_cache, hp, s->n_ctx, j->layer, t) + kvo, row, hd);
+        k->dot_f32(q0, hd, group, row, hd, dots);
         for (uint32_t g = 0; g < group; g++)
-            scratch[(size_t)g * s->n_ctx + t] = k->dot_f32(q0 + (size_t)g * hd, row, hd) * scale;
+            scratch[(size_t)g * s->n_ctx + t] = dots[g] * scale;
     }
     for (uint32_t g = 0; g < group; g++)
         softmax_f16(scratch + (size_t)g * s->n_ctx, last + 1);

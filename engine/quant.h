@@ -85,12 +85,15 @@ typedef struct kernels {
     void (*mul_mat)(uint32_t weight_type, int64_t n, const void *w, size_t w_stride, const void *a,
                     size_t a_stride, int64_t nb, float *y, size_t y_stride, int64_t r0, int64_t r1);
     /* Attention, the same arithmetic on every set (the references are in
-     * kernels_scalar.c): n F16 values as F32 (exact; NaNs quiet); the dot of
-     * a and b with element i in partial sum i % 8, each a product rounded
-     * then added, folded as lanes_fold; y[i] = y[i] + a[t] * x[t][i] for
-     * t = 0..nt-1 in order (x: nt rows of n floats, two roundings each). */
+     * kernels_scalar.c): n F16 values as F32 (exact; NaNs quiet); out[g] =
+     * the dot of row g of q (nq rows, q_stride floats apart) with b, element
+     * i in partial sum i % 8, each a product rounded then added, folded as
+     * lanes_fold (the query heads that share one key row); y[i] = y[i] +
+     * a[t] * x[t][i] for t = 0..nt-1 in order (x: nt rows of n floats, two
+     * roundings each). */
     void (*f16_to_f32)(const uint16_t *src, float *dst, size_t n);
-    float (*dot_f32)(const float *a, const float *b, uint32_t n);
+    void (*dot_f32)(const float *q, size_t q_stride, uint32_t nq, const float *b, uint32_t n,
+                    float *out);
     void (*axpy_rows)(float *y, const float *a, const float *x, uint32_t nt, uint32_t n);
 } kernels;
 

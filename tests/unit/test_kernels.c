@@ -248,13 +248,16 @@ static void quantizer_off_by_one(uint32_t type, const float *x, void *out, int64
 
 /* The reference dot's lanes, but fused multiply-adds: what a SIMD port that
  * let FMA in would compute. */
-static float dot_with_fma(const float *a, const float *b, uint32_t n)
+static void dot_with_fma(const float *q, size_t q_stride, uint32_t nq, const float *b, uint32_t n,
+                         float *out)
 {
-    float lane[8] = {0};
-    for (uint32_t i = 0; i < n; i++)
-        lane[i % 8] = fmaf(a[i], b[i], lane[i % 8]);
-    return ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
-           ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    for (uint32_t g = 0; g < nq; g++) {
+        float lane[8] = {0};
+        for (uint32_t i = 0; i < n; i++)
+            lane[i % 8] = fmaf(q[g * q_stride + i], b[i], lane[i % 8]);
+        out[g] = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+                 ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    }
 }
 
 static void test_kernels_check_catches_a_difference(void **state)
@@ -279,7 +282,7 @@ static void test_kernels_check_catches_a_difference(void **state)
     bad_dot.name = "bad-dot";
     bad_dot.dot_f32 = dot_with_fma;
     assert_int_equal(kernels_check(&bad_dot, 0, &cases, err, sizeof err), 1);
-    assert_non_null(strstr(err, "kernel set bad-dot: attention dot of 37 is"));
+    assert_non_null(strstr(err, "kernel set bad-dot: attention dot 0 of 37 is"));
     assert_int_equal(kernels_check(scalar, 0, &cases, err, sizeof err), 0);
 }
 
