@@ -3,11 +3,13 @@
  * weight type, on deterministic pseudo-random inputs that reach each path a
  * set has (one activation row, small batches, 4- and 8-row tiles, whole
  * lane groups and their tails), and the attention helpers (every half
- * converted; dots and row updates with and without a tail). Model loading runs the quick form
- * before it trusts a SIMD set, so a set that computes anything differently on some CPU (a compiler
- * or emulator fault, a path never run on that CPU family) is passed over instead of silently
- * breaking the replay of attestations; tests/kernels_selfcheck.c runs the thorough form on emulated
- * CPUs. */
+ * converted; dots and row updates with and without a tail). Model loading
+ * runs the quick form before it trusts a SIMD set, so a set that computes
+ * anything differently on some CPU (a compiler or emulator fault, a path
+ * never run on that CPU family) is passed over instead of silently
+ * breaking the replay of attestations; `appliance version` and
+ * tests/kernels_selfcheck.c (under qemu-aarch64 too) run the thorough
+ * form. */
 #include "kernels_impl.h"
 
 #include <stdio.h>

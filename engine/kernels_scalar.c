@@ -339,7 +339,7 @@ void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 }
 
 /* Dot product in one fixed order: element i goes to partial sum i % 8 (two
- * 4-lane vectors), and the eight sums are combined pairwise at the end. */
+ * 4-lane vectors), and the eight sums are folded as lanes_fold. */
 static float dot_lanes8(const float *a, const float *b, uint32_t n)
 {
     v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
@@ -351,7 +351,7 @@ static float dot_lanes8(const float *a, const float *b, uint32_t n)
     float acc[8] = {lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]};
     for (; i < n; i++)
         acc[i % 8] += a[i] * b[i];
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    return lanes_fold(acc, 8);
 }
 
 void kernels_dot_f32_ref(const float *q, size_t q_stride, uint32_t nq, const float *b, uint32_t n,

@@ -107,8 +107,8 @@ void f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
 const kernels *kernels_best(char *note, size_t notelen);
 const kernels *kernels_by_name(const char *name);
 /* Compares k with the scalar reference bit for bit (activation quantizer
- * bytes and products of every supported type, on every path k has; quick,
- * or thorough with longer rows too). Returns 0 when all agree, 1 at the
+ * bytes and products of every supported type, on every path k has, and the
+ * attention helpers; quick, or thorough with longer rows too). Returns 0 when all agree, 1 at the
  * first difference, -1 when out of memory; err says which. cases (if not
  * NULL) gets the number of cases that agreed. kernels_check.c */
 int kernels_check(const kernels *k, int thorough, int *cases, char *err, size_t errlen);

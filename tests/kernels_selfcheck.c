@@ -1,36 +1,17 @@
 /* Stand-alone kernel self-check with no test framework, so it also runs on
- * other architectures and emulated CPUs (scripts/cross-check-neon runs it
- * under qemu-aarch64, scripts/cross-check-avx512 in Bochs as the /init of a
- * Linux boot). For every kernel set this CPU has, the thorough
- * kernels_check (engine/kernels_check.c): bit for bit equal to scalar,
- * quantizer and products, every type, several lengths and batch sizes, on
- * quantizer-made and on raw random blocks. Exit 0 when all agree, 1 on the
- * first difference (printed). */
-#include "quant.h"
+ * other architectures (scripts/cross-check-neon runs it under
+ * qemu-aarch64): engine_kernels_self_check, the thorough kernels_check of
+ * every kernel set this CPU has against scalar, bit for bit. Prints a line
+ * per set; exit 0 when all agree, 1 otherwise. */
+#include "engine.h"
 
 #include <stdio.h>
-#include <string.h>
 
 int main(void)
 {
-    char names[128], err[256];
-    snprintf(names, sizeof names, "%s", kernels_available());
-    for (char *save = NULL, *tok = strtok_r(names, " ", &save); tok;
-         tok = strtok_r(NULL, " ", &save)) {
-        const kernels *k = kernels_by_name(tok);
-        int cases = 0;
-        if (!k) {
-            printf("kernel set %s advertised but not resolvable\n", tok);
-            return 1;
-        }
-        if (strcmp(tok, "scalar") == 0)
-            continue;
-        if (kernels_check(k, 1, &cases, err, sizeof err) != 0) {
-            printf("MISMATCH %s\n", err);
-            return 1;
-        }
-        printf("kernel set %s: bit-identical to scalar (%d cases)\n", tok, cases);
-    }
-    printf("kernels available: %s\n", kernels_available());
-    return 0;
+    char report[1024];
+    const int failed = engine_kernels_self_check(report, sizeof report);
+    fputs(report, stdout);
+    printf("kernels available: %s\n", engine_kernels_available());
+    return failed ? 1 : 0;
 }
